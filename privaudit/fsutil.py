@@ -1,0 +1,42 @@
+"""Writing files that hold captured data: owner-only, atomic, never half-written."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def private_dir(path: Path) -> Path:
+    """Creates ``path`` (and parents) if needed; the leaf is owner-only."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    try:
+        os.chmod(path, PRIVATE_DIR)
+    except PermissionError:
+        pass
+    return path
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` with mode 0600 via a temp file and rename.
+
+    On any error the temp file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

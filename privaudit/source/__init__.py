@@ -1,0 +1,136 @@
+"""Source stage: capture files in, normalised :class:`~privaudit.model.Exchange` out.
+
+Inputs are mitmproxy flow files (any version mitmproxy itself can still read,
+through :mod:`mitmproxy.io`, which migrates old dumps) and HAR 1.2 files
+(browsers, Charles, Playwright, Insomnia, mitmproxy's own export). A folder
+stands for its capture files in name order; other files in it (an audit's own
+findings or report, its metadata) are skipped.
+
+Reading streams: flows are yielded one at a time, so memory stays bounded
+whatever the capture size. Every flow is yielded, HTTP or not, so non-HTTP
+flows are counted and reported rather than dropped.
+
+Damage: a flow file that breaks part-way yields the flows before the damage and
+records a warning saying how many were read; a file that yields nothing at all
+is an :class:`~privaudit.errors.InputError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..model import Exchange
+
+#: File name suffixes taken from a folder. Files given by name are sniffed
+#: whatever their name.
+CAPTURE_SUFFIXES = (".mitm", ".flows", ".flow", ".dump", ".har")
+
+
+@dataclass(slots=True)
+class InputInfo:
+    """One input file as the findings document lists it."""
+
+    path: str
+    """The path as given (or as found in a folder)."""
+    sha256: str
+    format: str
+    """"mitm" or "har"."""
+    flows: int = 0
+    """Flows read from this file (HTTP and other)."""
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256, "format": self.format, "flows": self.flows}
+
+
+@dataclass(slots=True)
+class ReadState:
+    """What reading has found out so far, filled in while exchanges stream."""
+
+    inputs: list[InputInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Input paths in reading order: files as given, folders as their capture files by name."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(
+                (c for c in p.iterdir() if c.is_file() and c.suffix.lower() in CAPTURE_SUFFIXES),
+                key=lambda c: c.name,
+            )
+            if not found:
+                raise InputError(
+                    f"{p}: folder holds no capture files (looked for {', '.join(CAPTURE_SUFFIXES)})"
+                )
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        elif p.exists():
+            raise InputError(f"{p}: not a regular file or folder")
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    return out
+
+
+def sniff_format(path: Path) -> str:
+    """"mitm" or "har" from a file's first bytes; InputError otherwise."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from e
+    stripped = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if stripped.startswith(b"{"):
+        return "har"
+    # A mitmproxy flow file is a sequence of tnetstrings: "<digits>:<payload>".
+    digits = head.split(b":", 1)[0]
+    if head and digits.isdigit() and len(digits) < 12 and b":" in head:
+        return "mitm"
+    if not head:
+        raise InputError(f"{path}: file is empty; expected a mitmproxy flow file or a HAR file")
+    raise InputError(
+        f"{path}: unknown file type (starts with {head[:16]!r}); "
+        "expected a mitmproxy flow file (.mitm/.flows) or a HAR 1.2 file (.har)"
+    )
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def open_inputs(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, str]]:
+    """Expands and sniffs every input up front, so a bad one fails before any work."""
+    return [(p, sniff_format(p)) for p in expand_inputs(paths)]
+
+
+def read_exchanges(
+    paths: Sequence[str | os.PathLike], state: ReadState | None = None
+) -> Iterator[Exchange]:
+    """Yields every flow of every input as an Exchange, numbered across inputs.
+
+    ``state`` collects per-input info and warnings as reading goes on.
+    """
+    from .flowfile import read_flowfile
+    from .har import read_har
+
+    state = state if state is not None else ReadState()
+    index = 0
+    for path, fmt in open_inputs(paths):
+        info = InputInfo(path=str(path), sha256=file_sha256(path), format=fmt)
+        state.inputs.append(info)
+        reader = read_har if fmt == "har" else read_flowfile
+        for ex in reader(path, index, state.warnings):
+            index += 1
+            info.flows += 1
+            yield ex

@@ -1,0 +1,256 @@
+"""Audit stage: runs source -> detect -> jurisdiction and builds the findings document.
+
+:class:`Audit` accumulates exchanges one at a time (so the live capture and
+the offline reader share it) and :meth:`Audit.document` produces the findings
+document of CONTRACT.md, plus the extras the report uses:
+
+- ``generated_at``, ``capture`` (first and last flow time), ``coverage``
+  (flows by kind, errors, cleartext flows, websocket messages, bodies whose
+  Content-Encoding could not be removed), ``warnings``, ``demo``, ``redacted``,
+  ``phases``;
+- per finding ``timestamp`` and ``tls``; per endpoint ``confidence``,
+  ``confidence_reasons``, ``first_seen``, ``demo_address``.
+
+Endpoints are the hosts of HTTP, TCP and UDP flows. DNS flows are not
+endpoints (their "host" is the name asked about, not the server); their
+answers feed CNAME evidence instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .model import CertInfo, EndpointInfo, Exchange, Finding
+
+SCHEMA_VERSION = 1
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class _HostAcc:
+    ips: dict[str, None] = field(default_factory=dict)
+    flow_count: int = 0
+    all_tls: bool = True
+    categories: dict[str, None] = field(default_factory=dict)
+    first_seen: float | None = None
+    cert: CertInfo | None = None
+
+
+def _cname_chain(host: str, cnames: Mapping[str, list[str]], limit: int = 16) -> list[str]:
+    chain: list[str] = []
+    seen = {host}
+    cur = host
+    for _ in range(limit):
+        nxt = [c for c in cnames.get(cur, []) if c not in seen]
+        if not nxt:
+            break
+        cur = nxt[0]
+        seen.add(cur)
+        chain.append(cur)
+    return chain
+
+
+def endpoint_json(info: EndpointInfo, acc: _HostAcc, demo: bool) -> dict:
+    op = None
+    if info.operator is not None:
+        op = {"name": info.operator.name, "country": info.operator.country}
+        if info.operator.parent:
+            op["parent"] = info.operator.parent
+            op["parent_country"] = info.operator.parent_country
+        if info.operator.source:
+            op["source"] = info.operator.source
+    return {
+        "host": info.host,
+        "ips": list(info.ips),
+        "hosting_country": info.hosting_country,
+        "asn": info.asn,
+        "as_org": info.as_org,
+        "operator": op,
+        "jurisdictions": list(info.jurisdictions),
+        "evidence": [e.to_json() for e in info.evidence],
+        "tls": acc.all_tls,
+        "flow_count": acc.flow_count,
+        "categories": list(acc.categories),
+        "confidence": info.confidence,
+        "confidence_reasons": list(info.confidence_reasons),
+        "first_seen": iso(acc.first_seen),
+        "demo_address": demo and any(e.kind == "demo" for e in info.evidence),
+    }
+
+
+class Audit:
+    """Accumulates exchanges and their findings into one findings document."""
+
+    def __init__(self, detector, locator, *, rules_digest: str, show_values: bool = False, demo: bool = False):
+        self.detector = detector
+        self.locator = locator
+        self.rules_digest = rules_digest
+        self.show_values = show_values
+        self.demo = demo
+        self.findings: list[dict] = []
+        self.hosts: dict[str, _HostAcc] = {}
+        self.cnames: dict[str, list[str]] = {}
+        self.flows = 0
+        self.by_kind: dict[str, int] = {"http": 0, "tcp": 0, "udp": 0, "dns": 0, "other": 0}
+        self.errors = 0
+        self.cleartext = 0
+        self.ws_messages = 0
+        self.undecodable = 0
+        self.t_first: float | None = None
+        self.t_last: float | None = None
+        self.warnings: list[str] = []
+        self.phases: list[dict] = []
+        self.analysis_errors = 0
+
+    def add(self, ex: Exchange) -> list[Finding]:
+        self.flows += 1
+        self.by_kind[ex.kind] = self.by_kind.get(ex.kind, 0) + 1
+        if ex.error:
+            self.errors += 1
+        if ex.timestamp_start is not None:
+            self.t_first = ex.timestamp_start if self.t_first is None else min(self.t_first, ex.timestamp_start)
+            self.t_last = ex.timestamp_start if self.t_last is None else max(self.t_last, ex.timestamp_start)
+        if ex.kind == "dns":
+            for rec in ex.dns:
+                if rec.type == "CNAME":
+                    self.cnames.setdefault(rec.name, [])
+                    if rec.value not in self.cnames[rec.name]:
+                        self.cnames[rec.name].append(rec.value)
+            return []
+        if ex.kind == "http" and not ex.tls:
+            self.cleartext += 1
+        self.ws_messages += len(ex.websocket)
+        for m in (ex.request, ex.response):
+            if m is not None and m.body_decode_error:
+                self.undecodable += 1
+        acc = self.hosts.get(ex.host)
+        if acc is None:
+            acc = self.hosts[ex.host] = _HostAcc()
+        acc.flow_count += 1
+        acc.all_tls = acc.all_tls and ex.tls
+        if ex.server_ip:
+            acc.ips.setdefault(ex.server_ip, None)
+        if ex.timestamp_start is not None and (acc.first_seen is None or ex.timestamp_start < acc.first_seen):
+            acc.first_seen = ex.timestamp_start
+        if acc.cert is None and ex.cert is not None:
+            acc.cert = ex.cert
+        try:
+            found = self.detector.scan(ex)
+        except Exception as e:  # one hostile flow must not end the audit
+            self.analysis_errors += 1
+            self.warnings.append(f"flow {ex.index} ({ex.host}): analysis failed: {type(e).__name__}: {e}")
+            return []
+        ts = iso(ex.timestamp_start)
+        for f in found:
+            if f.side == "request":
+                acc.categories.setdefault(f.category, None)
+            d = f.to_json()
+            d["timestamp"] = ts
+            d["tls"] = ex.tls
+            self.findings.append(d)
+        return found
+
+    def document(self, inputs: Sequence[dict] = ()) -> dict:
+        endpoints = []
+        for host, acc in self.hosts.items():
+            info = self.locator.describe(
+                host, list(acc.ips), cert=acc.cert, cnames=_cname_chain(host, self.cnames)
+            )
+            endpoints.append(endpoint_json(info, acc, self.demo))
+        endpoints.sort(key=lambda e: (-e["flow_count"], e["host"]))
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "privaudit", "version": __version__, "rules_digest": self.rules_digest},
+            "inputs": list(inputs),
+            "flows_analyzed": self.flows,
+            "findings": self.findings,
+            "endpoints": endpoints,
+            "generated_at": iso(datetime.now(timezone.utc).timestamp()),
+            "capture": {"start": iso(self.t_first), "end": iso(self.t_last)},
+            "coverage": {
+                "flows_by_kind": dict(self.by_kind),
+                "flows_with_errors": self.errors,
+                "cleartext_flows": self.cleartext,
+                "websocket_messages": self.ws_messages,
+                "undecodable_bodies": self.undecodable,
+                "analysis_errors": self.analysis_errors,
+            },
+            "warnings": list(self.warnings),
+            "demo": self.demo,
+            "redacted": not self.show_values,
+            "phases": list(self.phases),
+        }
+
+
+def _phases_from_audit_dirs(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """Phase marks recorded by ``privaudit capture`` in an audit directory's meta.json."""
+    out: list[dict] = []
+    for p in paths:
+        meta = Path(p) / "meta.json"
+        if Path(p).is_dir() and meta.is_file():
+            try:
+                data = json.loads(meta.read_text("utf-8"))
+            except (OSError, ValueError):
+                continue
+            for ph in data.get("phases") or []:
+                if isinstance(ph, dict) and "name" in ph:
+                    out.append({"name": str(ph["name"]), "timestamp": ph.get("timestamp")})
+    return out
+
+
+def build(
+    *,
+    rules_dirs: Sequence[str | os.PathLike] = (),
+    canaries_path: str | os.PathLike | None = None,
+    geoip_paths: Sequence[str | os.PathLike] = (),
+    demo_addresses: Mapping[str, str] | None = None,
+    show_values: bool = False,
+) -> Audit:
+    """Loads rules, canaries and databases (failing early on bad ones) into an empty Audit."""
+    from .detect import Detector, load_canaries, load_rules
+    from .jurisdiction import Locator
+
+    rules = load_rules([Path(d) for d in rules_dirs])
+    canaries = load_canaries(Path(canaries_path)) if canaries_path else None
+    locator = Locator(geoip_paths=[Path(g) for g in geoip_paths], demo_addresses=demo_addresses)
+    detector = Detector(rules, canaries=canaries, show_values=show_values)
+    return Audit(detector, locator, rules_digest=rules.digest, show_values=show_values, demo=demo_addresses is not None)
+
+
+def analyze(
+    paths: Sequence[str | os.PathLike],
+    *,
+    rules_dirs: Sequence[str | os.PathLike] = (),
+    canaries_path: str | os.PathLike | None = None,
+    geoip_paths: Sequence[str | os.PathLike] = (),
+    demo_addresses: Mapping[str, str] | None = None,
+    show_values: bool = False,
+) -> dict:
+    """Reads every input and returns the findings document."""
+    from .source import ReadState, open_inputs, read_exchanges
+
+    open_inputs(paths)  # fail on a bad input before loading anything heavy
+    audit = build(
+        rules_dirs=rules_dirs,
+        canaries_path=canaries_path,
+        geoip_paths=geoip_paths,
+        demo_addresses=demo_addresses,
+        show_values=show_values,
+    )
+    state = ReadState()
+    for ex in read_exchanges(paths, state):
+        audit.add(ex)
+    audit.warnings[:0] = state.warnings
+    audit.phases = _phases_from_audit_dirs(paths)
+    return audit.document([i.to_json() for i in state.inputs])

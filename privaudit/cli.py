@@ -1,0 +1,264 @@
+"""privaudit's command line: a thin layer over the stages.
+
+Exit codes (CONTRACT.md): 0 done; 2 usage, input or configuration error (a
+message says what and where; nothing half-written is left); 1 internal error;
+3 the ``--fail-on`` policy matched a finding.
+
+The document goes to stdout or ``-o``; a one-line summary goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, InputError, PrivauditError
+from .fsutil import atomic_write
+from .model import SEVERITIES
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_POLICY = 0, 1, 2, 3
+REPORT_FORMATS = ("html", "pdf", "json", "md")
+LANGS = ("en", "ko")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep its wording
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _common_analysis_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="mitmproxy flow file, HAR file, or a folder of them")
+    p.add_argument("--canaries", metavar="FILE", help="YAML file with the tester's seeded test identity")
+    p.add_argument("--rules", metavar="DIR", action="append", default=[], help="extra rules folder (repeatable)")
+    p.add_argument("--geoip", metavar="FILE.mmdb", action="append", default=[], help="GeoIP/ASN MMDB (repeatable)")
+    p.add_argument("--show-values", action="store_true", help="do not redact personal values (internal use only)")
+    p.add_argument(
+        "--fail-on",
+        metavar="SEVERITY",
+        choices=SEVERITIES,
+        help="exit with code 3 if any finding has this severity or higher (for CI)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="privaudit", description="Privacy-risk audit of an app's network traffic.")
+    ap.add_argument("--version", action="version", version=f"privaudit {__version__}")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    a = sub.add_parser("analyze", help="write the findings document (JSON)")
+    _common_analysis_args(a)
+    a.add_argument("-o", "--output", metavar="OUT.json", help="write here instead of stdout")
+
+    r = sub.add_parser("report", help="render an audit report from captures or a findings document")
+    _common_analysis_args(r)
+    r.add_argument("--format", choices=REPORT_FORMATS, help="default: from -o's extension")
+    r.add_argument("--lang", choices=LANGS, default="en")
+    r.add_argument("-o", "--output", metavar="OUT", required=True)
+
+    c = sub.add_parser("capture", help="run the proxy and record an audit")
+    c.add_argument("--mode", default="regular", help="mitmproxy mode: regular, wireguard, local:APP, transparent, upstream:URL, reverse:URL")
+    c.add_argument("--listen-host", default="127.0.0.1")
+    c.add_argument("--listen-port", type=int, default=8080)
+    c.add_argument("--canaries", metavar="FILE")
+    c.add_argument("--lang", choices=LANGS, default="en")
+    c.add_argument("-o", "--output", metavar="AUDIT_DIR", required=True)
+
+    d = sub.add_parser("demo", help="run a scripted chat-app session through the real proxy and audit it")
+    d.add_argument("-o", "--output", metavar="DIR", default="privaudit-demo")
+
+    ru = sub.add_parser("rules", help="list, validate or test detection rules")
+    ru.add_argument("action", choices=("list", "validate", "test"))
+    ru.add_argument("dirs", nargs="*", metavar="DIR", help="rules folder (default: the built-in rules)")
+    return ap
+
+
+def _is_findings_document(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        head = f.read(256)
+    return b'"schema_version"' in head and b'"log"' not in head
+
+
+def _load_findings_document(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"{path}: not a readable findings document: {e}") from e
+    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or "findings" not in doc:
+        raise InputError(f"{path}: not a privaudit findings document of schema_version 1")
+    return doc
+
+
+def _analyze(args: argparse.Namespace) -> dict:
+    from .audit import analyze
+
+    return analyze(
+        args.inputs,
+        rules_dirs=args.rules,
+        canaries_path=args.canaries,
+        geoip_paths=args.geoip,
+        show_values=args.show_values,
+    )
+
+
+def _policy_exit(doc: dict, fail_on: str | None) -> int:
+    if not fail_on:
+        return EXIT_OK
+    bar = SEVERITIES.index(fail_on)
+    hits = [f for f in doc["findings"] if SEVERITIES.index(f["severity"]) >= bar]
+    if hits:
+        print(f"privaudit: policy: {len(hits)} findings at severity {fail_on} or higher", file=sys.stderr)
+        return EXIT_POLICY
+    return EXIT_OK
+
+
+def _summary(doc: dict) -> str:
+    countries = sorted({c for e in doc["endpoints"] for c in e["jurisdictions"]})
+    return (
+        f"privaudit: {doc['flows_analyzed']} flows, {len(doc['findings'])} findings, "
+        f"{len(doc['endpoints'])} endpoints, jurisdictions: {', '.join(countries) or 'none known'}"
+    )
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    doc = _analyze(args)
+    data = json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+    if args.output:
+        atomic_write(Path(args.output), data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    for w in doc["warnings"]:
+        print(f"privaudit: warning: {w}", file=sys.stderr)
+    print(_summary(doc), file=sys.stderr)
+    return _policy_exit(doc, args.fail_on)
+
+
+def _report_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    ext = Path(args.output).suffix.lower().lstrip(".")
+    fmt = {"htm": "html", "markdown": "md"}.get(ext, ext)
+    if fmt not in REPORT_FORMATS:
+        raise ConfigError(f"{args.output}: cannot tell the report format from the extension; use --format {{{','.join(REPORT_FORMATS)}}}")
+    return fmt
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import render_report
+
+    fmt = _report_format(args)
+    if len(args.inputs) == 1 and _is_findings_document(Path(args.inputs[0])):
+        doc = _load_findings_document(Path(args.inputs[0]))
+    else:
+        doc = _analyze(args)
+    render_report(doc, fmt, args.lang, Path(args.output), show_values=args.show_values)
+    print(_summary(doc), file=sys.stderr)
+    print(f"privaudit: report written to {args.output}", file=sys.stderr)
+    return _policy_exit(doc, args.fail_on)
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from .capture.runner import run_capture
+    from .audit import analyze
+    from .report import render_report
+
+    out = Path(args.output)
+    if args.canaries:
+        from .detect import load_canaries
+
+        load_canaries(Path(args.canaries))  # a bad canary file fails before the proxy starts
+    result = run_capture(
+        out,
+        mode=args.mode,
+        listen_host=args.listen_host,
+        listen_port=args.listen_port,
+        canaries=Path(args.canaries) if args.canaries else None,
+    )
+    doc = analyze([out], canaries_path=args.canaries)
+    atomic_write(out / "findings.json", json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+    render_report(doc, "html", args.lang, out / "report.html")
+    print(_summary(doc), file=sys.stderr)
+    print(f"privaudit: audit written to {out}/ (flows.mitm, findings.json, report.html)", file=sys.stderr)
+    del result
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    res = run_demo(Path(args.output))
+    print(f"findings: {res.findings}")
+    print(f"report:   {res.report}")
+    print(f"flows:    {res.flows}")
+    return EXIT_OK
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from .detect import ruletool
+    from .resources import rules_dir
+
+    dirs = [Path(d) for d in args.dirs] or [rules_dir()]
+    if args.action == "list":
+        for rid, category, severity, path in ruletool.list_rules(dirs):
+            print(f"{rid}\t{category}\t{severity}\t{path}")
+        return EXIT_OK
+    if args.action == "validate":
+        errors = ruletool.validate(dirs)
+        for e in errors:
+            print(e, file=sys.stderr)
+        print(f"privaudit: {len(errors)} errors", file=sys.stderr)
+        return EXIT_USAGE if errors else EXIT_OK
+    passed, failures = ruletool.run_rule_tests(dirs)
+    for f in failures:
+        print(f, file=sys.stderr)
+    print(f"privaudit: {passed} rule cases passed, {len(failures)} failed", file=sys.stderr)
+    return EXIT_USAGE if failures else EXIT_OK
+
+
+COMMANDS = {
+    "analyze": cmd_analyze,
+    "report": cmd_report,
+    "capture": cmd_capture,
+    "demo": cmd_demo,
+    "rules": cmd_rules,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="privaudit: %(levelname)s: %(message)s",
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except PrivauditError as e:
+        print(f"privaudit: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("privaudit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as e:  # an internal error: say so, with the traceback under -v
+        logging.getLogger("privaudit").debug("internal error", exc_info=True)
+        print(f"privaudit: internal error: {type(e).__name__}: {e} (run with -v for details)", file=sys.stderr)
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

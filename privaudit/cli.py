@@ -204,15 +204,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_rules(args: argparse.Namespace) -> int:
     from .detect import ruletool
-    from .resources import rules_dir
+    from .detect.rules import builtin_dirs
 
-    dirs = [Path(d) for d in args.dirs] or [rules_dir()]
+    dirs = [Path(d) for d in args.dirs] or list(builtin_dirs())
     if args.action == "list":
         for rid, category, severity, path in ruletool.list_rules(dirs):
             print(f"{rid}\t{category}\t{severity}\t{path}")
         return EXIT_OK
     if args.action == "validate":
         errors = ruletool.validate(dirs)
+        if not args.dirs:
+            # The built-in data beside the detection rules: operator map, ASN map, legal notes.
+            from .jurisdiction import check_data_files
+            from .resources import rules_dir
+
+            errors += check_data_files(rules_dir())
         for e in errors:
             print(e, file=sys.stderr)
         print(f"privaudit: {len(errors)} errors", file=sys.stderr)

@@ -1,0 +1,159 @@
+"""The report stage: a findings document rendered as HTML, Markdown, PDF or JSON.
+
+The report reads nothing but the findings document (a dict, as
+:func:`privaudit.audit.analyze` returns it or as loaded from a saved JSON
+file), so a report can be made again later without the captures.
+
+Output is written atomically with mode 0600: the file holds captured personal
+data (redacted by default), and a failed render leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from privaudit import resources
+from privaudit.errors import ConfigError
+from privaudit.fsutil import atomic_write
+from privaudit.report import escape
+from privaudit.report.i18n import LANGS, Translator
+from privaudit.report.viewmodel import build_view, check_document
+
+__all__ = ["FORMATS", "LANGS", "render_report", "render_bytes"]
+
+FORMATS: tuple[str, ...] = ("html", "json", "md", "pdf")
+
+PDF_INSTALL_HINT = (
+    "PDF reports need WeasyPrint: pip install 'privaudit[pdf]' "
+    "(it also needs the Pango library, e.g. apt-get install libpango-1.0-0 libpangoft2-1.0-0, "
+    "and CJK fonts for Korean and Chinese text, e.g. apt-get install fonts-noto-cjk)"
+)
+
+
+def _environment(fmt: str) -> Environment:
+    loader = FileSystemLoader(str(resources.templates_dir()))
+    if fmt == "md":
+        env = Environment(
+            loader=loader,
+            autoescape=False,
+            undefined=StrictUndefined,
+            finalize=escape.md_finalize,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+    else:
+        env = Environment(
+            loader=loader,
+            # Everything the HTML environment loads (the page, its macros, its
+            # stylesheet) is escaped; nothing there is meant to emit raw data.
+            autoescape=select_autoescape(enabled_extensions=("html.j2", "css.j2"), default=True),
+            undefined=StrictUndefined,
+            finalize=escape.html_finalize,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+    env.filters["css_string"] = escape.css_string
+    return env
+
+
+def _render_template(doc: Mapping, fmt: str, lang: str, show_values: bool, home_country: str | None) -> str:
+    view = build_view(doc, lang, show_values=show_values, home_country=home_country)
+    env = _environment(fmt)
+    template = env.get_template("report.md.j2" if fmt == "md" else "report.html.j2")
+    return template.render(view=view, t=Translator(lang))
+
+
+def _weasyprint():
+    try:
+        import weasyprint
+    except (ImportError, OSError) as exc:  # OSError: WeasyPrint found, Pango not
+        raise ConfigError(f"{PDF_INSTALL_HINT} ({type(exc).__name__}: {exc})") from exc
+    return weasyprint
+
+
+def _refusing_fetcher():
+    """A WeasyPrint URL fetcher that loads nothing: the report is self-contained,
+    and a URL in it could only come from hostile data."""
+
+    def refuse(url, *args, **kwargs):
+        raise ValueError(f"privaudit reports load no external resources (refused {url[:80]!r})")
+
+    try:  # WeasyPrint >= 66 takes a URLFetcher object
+        from weasyprint.urls import URLFetcher
+    except ImportError:
+        return refuse
+
+    class _Refusing(URLFetcher):
+        def fetch(self, url, headers=None):
+            refuse(url)
+
+    return _Refusing()
+
+
+def render_bytes(
+    doc: Mapping,
+    fmt: str,
+    lang: str,
+    show_values: bool = False,
+    *,
+    home_country: str | None = None,
+) -> bytes:
+    """The report as bytes, without writing anything."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if lang not in LANGS:
+        raise ConfigError(f"unknown report language {lang!r}; choose one of {', '.join(LANGS)}")
+    check_document(doc)
+    if fmt == "json":
+        # The document itself, in its own key order.
+        return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    weasyprint = _weasyprint() if fmt == "pdf" else None  # fail before the work
+    text = _render_template(doc, fmt, lang, show_values, home_country)
+    if weasyprint is not None:
+        # The PDF is the HTML report laid out for print (@page rules in its CSS).
+        return weasyprint.HTML(string=text, base_url=None, url_fetcher=_refusing_fetcher()).write_pdf()
+    return text.encode("utf-8")
+
+
+def write_report(out: Path, data: bytes) -> None:
+    """Write ``data`` to ``out`` with mode 0600, all or nothing
+    (:func:`privaudit.fsutil.atomic_write`); a path that cannot be written is
+    the user's to fix, so it is a :class:`ConfigError` naming it."""
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"{out}: is a directory; give a file name for the report")
+    try:
+        atomic_write(out, data)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot write the report: {exc.strerror or exc}") from exc
+
+
+def render_report(
+    doc: dict,
+    fmt: str,
+    lang: str,
+    out: Path,
+    show_values: bool = False,
+    *,
+    home_country: str | None = None,
+) -> None:
+    """Render the findings document ``doc`` as ``fmt`` (html|json|md|pdf) in
+    ``lang`` (en|ko) to ``out``.
+
+    ``show_values`` marks every page as holding unredacted personal data (the
+    report shows evidence exactly as the document has it; a document made with
+    ``redacted: false`` is marked the same way). ``home_country`` is the
+    user's own country (ISO code) for judging cross-border transfers.
+
+    Raises :class:`~privaudit.errors.ConfigError` for an unknown format or
+    language, a missing PDF renderer or an unwritable ``out``, and
+    :class:`~privaudit.errors.InputError` for a document this version cannot
+    read. Nothing is written unless the whole report rendered.
+    """
+    data = render_bytes(doc, fmt, lang, show_values, home_country=home_country)
+    write_report(Path(out), data)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +30,11 @@ from . import __version__
 from .model import CertInfo, EndpointInfo, Exchange, Finding
 
 SCHEMA_VERSION = 1
+
+# A request that carries credentials or an e-mail/phone to a path like these is
+# a login; its host is taken as the app's own (first party) unless the user
+# names the app's domains.
+_LOGIN_PATH = re.compile(r"/(?:[\w.-]*/)*(?:log-?in|sign-?in|sign_in|auth|oauth2?|token|session|register|signup|users?/login)\b", re.I)
 
 
 def iso(ts: float | None) -> str | None:
@@ -45,20 +51,6 @@ class _HostAcc:
     categories: dict[str, None] = field(default_factory=dict)
     first_seen: float | None = None
     cert: CertInfo | None = None
-
-
-def _cname_chain(host: str, cnames: Mapping[str, list[str]], limit: int = 16) -> list[str]:
-    chain: list[str] = []
-    seen = {host}
-    cur = host
-    for _ in range(limit):
-        nxt = [c for c in cnames.get(cur, []) if c not in seen]
-        if not nxt:
-            break
-        cur = nxt[0]
-        seen.add(cur)
-        chain.append(cur)
-    return chain
 
 
 def endpoint_json(info: EndpointInfo, acc: _HostAcc, demo: bool) -> dict:
@@ -112,6 +104,10 @@ class Audit:
         self.warnings: list[str] = []
         self.phases: list[dict] = []
         self.analysis_errors = 0
+        self.own_domains: list[str] = []
+        self.login_hosts: set[str] = set()
+        self.nameserver: str | None = None
+        self.resolve_best_effort = False
 
     def add(self, ex: Exchange) -> list[Finding]:
         self.flows += 1
@@ -152,6 +148,10 @@ class Audit:
             self.warnings.append(f"flow {ex.index} ({ex.host}): analysis failed: {type(e).__name__}: {e}")
             return []
         ts = iso(ex.timestamp_start)
+        if ex.request is not None and _LOGIN_PATH.search(ex.url) and any(
+            f.category in ("credentials", "email", "phone") and f.side == "request" for f in found
+        ):
+            self.login_hosts.add(ex.host)
         for f in found:
             if f.side == "request":
                 acc.categories.setdefault(f.category, None)
@@ -162,13 +162,27 @@ class Audit:
         return found
 
     def document(self, inputs: Sequence[dict] = ()) -> dict:
+        from .jurisdiction import classify_parties, cname_chain, resolve_hosts
+
+        answers = {}
+        if self.nameserver:
+            answers = resolve_hosts(
+                list(self.hosts), self.nameserver, best_effort=self.resolve_best_effort, warnings=self.warnings
+            )
         endpoints = []
         for host, acc in self.hosts.items():
             info = self.locator.describe(
-                host, list(acc.ips), cert=acc.cert, cnames=_cname_chain(host, self.cnames)
+                host,
+                list(acc.ips),
+                cert=acc.cert,
+                cnames=cname_chain(host, self.cnames),
+                resolved=answers.get(host),
             )
             endpoints.append(endpoint_json(info, acc, self.demo))
         endpoints.sort(key=lambda e: (-e["flow_count"], e["host"]))
+        endpoints = classify_parties(
+            endpoints, self.own_domains, sorted(self.login_hosts), operators=self.locator.operators
+        )
         return {
             "schema_version": SCHEMA_VERSION,
             "tool": {"name": "privaudit", "version": __version__, "rules_digest": self.rules_digest},
@@ -216,16 +230,42 @@ def build(
     geoip_paths: Sequence[str | os.PathLike] = (),
     demo_addresses: Mapping[str, str] | None = None,
     show_values: bool = False,
+    own_domains: Sequence[str] = (),
+    nameserver: str | None = None,
+    resolve_best_effort: bool = False,
 ) -> Audit:
-    """Loads rules, canaries and databases (failing early on bad ones) into an empty Audit."""
-    from .detect import Detector, load_canaries, load_rules
-    from .jurisdiction import Locator
+    """Loads rules, canaries and databases (failing early on bad ones) into an empty Audit.
 
+    GeoIP databases: the ``geoip_paths`` given, else those found the usual ways
+    (``PRIVAUDIT_GEOIP``, the config file, ``/usr/share/GeoIP``, see
+    :func:`privaudit.jurisdiction.find_geoip_databases`). The demo never looks
+    for any: its addresses are its own table's.
+    """
+    from .detect import Detector, load_canaries, load_rules
+    from .jurisdiction import Locator, find_geoip_databases, parse_nameserver, user_asn_files, user_operator_files
+
+    warnings: list[str] = []
     rules = load_rules([Path(d) for d in rules_dirs])
     canaries = load_canaries(Path(canaries_path)) if canaries_path else None
-    locator = Locator(geoip_paths=[Path(g) for g in geoip_paths], demo_addresses=demo_addresses)
+    if nameserver:
+        parse_nameserver(nameserver)  # a malformed server fails before any work
+    if demo_addresses is None:
+        geo = find_geoip_databases([Path(g) for g in geoip_paths], warnings=warnings)
+    else:
+        geo = [Path(g) for g in geoip_paths]
+    locator = Locator(
+        geoip_paths=geo,
+        operator_files=user_operator_files(rules_dirs),
+        asn_files=user_asn_files(rules_dirs),
+        demo_addresses=demo_addresses,
+    )
     detector = Detector(rules, canaries=canaries, show_values=show_values)
-    return Audit(detector, locator, rules_digest=rules.digest, show_values=show_values, demo=demo_addresses is not None)
+    audit = Audit(detector, locator, rules_digest=rules.digest, show_values=show_values, demo=demo_addresses is not None)
+    audit.warnings.extend(warnings)
+    audit.own_domains = list(own_domains)
+    audit.nameserver = nameserver
+    audit.resolve_best_effort = resolve_best_effort
+    return audit
 
 
 def analyze(
@@ -236,6 +276,9 @@ def analyze(
     geoip_paths: Sequence[str | os.PathLike] = (),
     demo_addresses: Mapping[str, str] | None = None,
     show_values: bool = False,
+    own_domains: Sequence[str] = (),
+    nameserver: str | None = None,
+    resolve_best_effort: bool = False,
 ) -> dict:
     """Reads every input and returns the findings document."""
     from .source import ReadState, open_inputs, read_exchanges
@@ -247,10 +290,13 @@ def analyze(
         geoip_paths=geoip_paths,
         demo_addresses=demo_addresses,
         show_values=show_values,
+        own_domains=own_domains,
+        nameserver=nameserver,
+        resolve_best_effort=resolve_best_effort,
     )
     state = ReadState()
     for ex in read_exchanges(paths, state):
         audit.add(ex)
-    audit.warnings[:0] = state.warnings
+    audit.warnings.extend(state.warnings)
     audit.phases = _phases_from_audit_dirs(paths)
     return audit.document([i.to_json() for i in state.inputs])

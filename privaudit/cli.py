@@ -39,11 +39,41 @@ def _common_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--geoip", metavar="FILE.mmdb", action="append", default=[], help="GeoIP/ASN MMDB (repeatable)")
     p.add_argument("--show-values", action="store_true", help="do not redact personal values (internal use only)")
     p.add_argument(
+        "--own-domain",
+        metavar="DOMAIN",
+        action="append",
+        default=[],
+        help="a domain of the app's own maker (repeatable); otherwise first parties are inferred",
+    )
+    p.add_argument(
+        "--resolve",
+        metavar="NAMESERVER",
+        help="also resolve each host's CNAME chain via this DNS server (ADDR[:PORT], or 'system')",
+    )
+    p.add_argument(
+        "--resolve-best-effort",
+        action="store_true",
+        help="if the DNS server does not answer, warn and continue with the evidence there is",
+    )
+    p.add_argument(
+        "--home-country",
+        metavar="CC",
+        type=_country,
+        help="the users' own country (ISO 3166-1 alpha-2, e.g. KR); transfers outside it are cross-border",
+    )
+    p.add_argument(
         "--fail-on",
         metavar="SEVERITY",
         choices=SEVERITIES,
         help="exit with code 3 if any finding has this severity or higher (for CI)",
     )
+
+
+def _country(value: str) -> str:
+    v = value.strip().upper()
+    if len(v) != 2 or not v.isalpha():
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 3166-1 alpha-2 code such as KR")
+    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,13 +130,19 @@ def _load_findings_document(path: Path) -> dict:
 def _analyze(args: argparse.Namespace) -> dict:
     from .audit import analyze
 
-    return analyze(
+    doc = analyze(
         args.inputs,
         rules_dirs=args.rules,
         canaries_path=args.canaries,
         geoip_paths=args.geoip,
         show_values=args.show_values,
+        own_domains=args.own_domain,
+        nameserver=args.resolve,
+        resolve_best_effort=args.resolve_best_effort,
     )
+    if args.home_country:
+        doc["home_country"] = args.home_country
+    return doc
 
 
 def _policy_exit(doc: dict, fail_on: str | None) -> int:
@@ -158,6 +194,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     fmt = _report_format(args)
     if len(args.inputs) == 1 and _is_findings_document(Path(args.inputs[0])):
         doc = _load_findings_document(Path(args.inputs[0]))
+        if args.home_country:
+            doc["home_country"] = args.home_country
     else:
         doc = _analyze(args)
     render_report(doc, fmt, args.lang, Path(args.output), show_values=args.show_values)

@@ -147,3 +147,117 @@ def test_corrupt_data_section_is_config_error_at_lookup(tmp_path, country_db):
         return
     with pytest.raises(ConfigError, match="scrambled.mmdb"):
         locator.describe("dns.example.com", ["8.8.8.8"])
+
+
+# -- finding databases when none are given (find_geoip_databases) ------------------
+
+from privaudit.jurisdiction import find_geoip_databases  # noqa: E402
+
+
+@pytest.fixture
+def places(tmp_path: Path) -> dict[str, Path]:
+    """Every place discovery looks at, as tmp folders holding real MMDBs."""
+    out = {}
+    for name in ("explicit", "env", "config", "std1", "std2", "home"):
+        (tmp_path / name).mkdir()
+        out[name] = tmp_path / name
+    for name in ("explicit", "env", "config", "std1", "std2"):
+        write_mmdb(out[name] / f"{name}-City.mmdb", "GeoLite2-City", {"223.5.5.0/24": {"country": _country("CN")}})
+    write_mmdb(out["std2"] / "a-ASN.mmdb", "GeoLite2-ASN", {"8.8.8.0/24": {"autonomous_system_number": 15169}})
+    # Other MaxMind types and broken files in a folder are skipped, not fatal.
+    write_mmdb(out["std2"] / "anon.mmdb", "GeoIP2-Anonymous-IP", {"8.8.8.0/24": {"is_anonymous": True}})
+    (out["std2"] / "broken.mmdb").write_bytes(b"not a database")
+    (out["std2"] / "notes.txt").write_text("not an mmdb")
+    return out
+
+
+def _find(places, explicit=(), env=None, **kw):
+    env = {"HOME": str(places["home"])} if env is None else {"HOME": str(places["home"]), **env}
+    return find_geoip_databases(explicit, env, standard_dirs=[places["std1"], places["std2"]], **kw)
+
+
+def _names(paths):
+    return [p.name for p in paths]
+
+
+def test_explicit_paths_win(places):
+    f = places["explicit"] / "explicit-City.mmdb"
+    env = {"PRIVAUDIT_GEOIP": str(places["env"])}
+    assert _find(places, [f], env) == [f]
+    assert _find(places, [places["explicit"]], env) == [f]  # a folder stands for its files
+    missing = places["explicit"] / "missing.mmdb"
+    assert _find(places, [missing]) == [missing]  # reported by GeoDatabases, which names the file
+
+
+def test_environment_variable_next(places, tmp_path):
+    import os
+
+    f = places["config"] / "config-City.mmdb"
+    env = {"PRIVAUDIT_GEOIP": os.pathsep.join([str(places["env"]), str(f)])}
+    assert _names(_find(places, (), env)) == ["env-City.mmdb", "config-City.mmdb"]
+
+
+def test_environment_variable_with_missing_path_is_config_error(places):
+    with pytest.raises(ConfigError, match="PRIVAUDIT_GEOIP.*nope.mmdb"):
+        _find(places, (), {"PRIVAUDIT_GEOIP": str(places["home"] / "nope.mmdb")})
+
+
+def test_empty_environment_variable_means_none(places):
+    assert _find(places, (), {"PRIVAUDIT_GEOIP": ""}) == []
+
+
+def test_config_file_in_home(places):
+    cfg = places["home"] / ".config" / "privaudit" / "config.yaml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text(f"geoip:\n  - {places['config']}\n")
+    assert _names(_find(places)) == ["config-City.mmdb"]
+
+
+def test_config_file_path_from_environment_and_relative_entries(places, tmp_path):
+    cfg = places["config"] / "privaudit.yaml"
+    cfg.write_text("geoip: [config-City.mmdb]\n")  # relative to the config file
+    assert _find(places, (), {"PRIVAUDIT_CONFIG": str(cfg)}) == [places["config"] / "config-City.mmdb"]
+
+
+def test_xdg_config_home(places, tmp_path):
+    cfg = tmp_path / "xdg" / "privaudit" / "config.yaml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text(f"geoip: {places['config'] / 'config-City.mmdb'}\n")  # a single string is fine
+    assert _names(_find(places, (), {"XDG_CONFIG_HOME": str(tmp_path / "xdg")})) == ["config-City.mmdb"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("geoip: [unclosed\n", r"config.yaml:\d+:\d+: invalid YAML"),
+        ("- just a list\n", "must be a mapping"),
+        ("geoip: {a: b}\n", "'geoip' must be a list"),
+        ("geoip: [/nowhere/x.mmdb]\n", "config.yaml: GeoIP path '/nowhere/x.mmdb' does not exist"),
+    ],
+)
+def test_bad_config_file_is_config_error(places, text, message):
+    cfg = places["home"] / ".config" / "privaudit" / "config.yaml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        _find(places)
+
+
+def test_config_file_without_geoip_key_falls_through(places):
+    cfg = places["home"] / ".config" / "privaudit" / "config.yaml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text("other: 1\n")
+    assert _names(_find(places)) == ["std1-City.mmdb", "a-ASN.mmdb", "std2-City.mmdb"]
+
+
+def test_standard_places_last_skipping_other_types(places):
+    warnings: list[str] = []
+    found = _find(places, warnings=warnings)
+    assert _names(found) == ["std1-City.mmdb", "a-ASN.mmdb", "std2-City.mmdb"]
+    assert len(warnings) == 1 and "broken.mmdb" in warnings[0]
+    locator = Locator(geoip_paths=found)  # what was found opens
+    assert locator.describe("x.example", ["8.8.8.8"]).asn == 15169
+
+
+def test_nothing_anywhere_is_empty(tmp_path):
+    assert find_geoip_databases((), {"HOME": str(tmp_path)}, standard_dirs=[tmp_path / "none"]) == []

@@ -177,3 +177,35 @@ def test_check_data_files_reports_each_bad_file(tmp_path):
     assert any("bad.yaml:3" in e and "ISO 3166-1" in e for e in errors)
     assert any("already listed at" in e for e in errors)
     assert any("jurisdictions/bad.yaml:1" in e for e in errors)
+
+
+# -- operator files beside the user's detection rules ------------------------------
+
+def test_user_operator_files_found_in_rules_folders(tmp_path):
+    from privaudit.jurisdiction import user_operator_files
+
+    one, two, plain = tmp_path / "one", tmp_path / "two", tmp_path / "plain"
+    (one / "operators").mkdir(parents=True)
+    (one / "detect").mkdir()
+    (two / "operators").mkdir(parents=True)
+    plain.mkdir()
+    _write(one / "operators", GOOD, "a.yaml")
+    _write(one / "operators", "not: used\n", "notes.txt")
+    _write(two / "operators", GOOD.replace("example-analytics.co.kr", "other-analytics.co.kr"), "b.yml")
+    _write(plain, GOOD, "detect-rule.yaml")  # a rules folder without operators/ gives nothing
+    files = user_operator_files([one, plain, two, tmp_path / "missing"])
+    assert files == [one / "operators" / "a.yaml", two / "operators" / "b.yml"]
+    locator = Locator(operator_files=files)
+    assert locator.operators.lookup("x.example-analytics.co.kr").operator.name == "Example Analytics Ltd."
+    assert locator.operators.lookup("x.other-analytics.co.kr").origin.startswith(str(two))
+    assert locator.describe("t.example-analytics.co.kr", []).operator.country == "KR"
+
+
+def test_same_domain_in_two_user_folders_is_rule_error(tmp_path):
+    from privaudit.jurisdiction import user_operator_files
+
+    for d in ("one", "two"):
+        (tmp_path / d / "operators").mkdir(parents=True)
+        _write(tmp_path / d / "operators", GOOD, "ops.yaml")
+    with pytest.raises(RuleError, match="already listed at"):
+        Locator(operator_files=user_operator_files([tmp_path / "one", tmp_path / "two"]))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +78,9 @@ def shipped_operator_files() -> list[Path]:
     return sorted((resources.rules_dir() / "operators").glob("*.yaml"))
 
 
-def _expand(paths: Iterable[str | Path]) -> list[Path]:
+def expand_yaml_paths(paths: Iterable[str | Path], what: str = "operator map file") -> list[Path]:
+    """Files as given, folders as their ``*.yaml``/``*.yml`` files by name; a
+    path that does not exist is a :class:`RuleError`."""
     out: list[Path] = []
     for p in paths:
         p = Path(p)
@@ -87,8 +89,28 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
         elif p.is_file():
             out.append(p)
         else:
-            raise RuleError(f"{p}: operator map file not found")
+            raise RuleError(f"{p}: {what} not found")
     return out
+
+
+def user_data_files(rules_dirs: Iterable[str | Path], folder: str) -> list[Path]:
+    """``<dir>/<folder>/*.yaml`` (and ``*.yml``) in each user rules folder, in
+    the order the folders are given; folders without one contribute nothing."""
+    out: list[Path] = []
+    for d in rules_dirs:
+        sub = Path(d) / folder
+        if sub.is_dir():
+            out.extend(expand_yaml_paths([sub]))
+    return out
+
+
+def user_operator_files(rules_dirs: Iterable[str | Path]) -> list[Path]:
+    """The operator-map files users keep beside their detection rules:
+    ``<dir>/operators/*.yaml`` for each ``--rules`` folder. Pass the result as
+    ``Locator(operator_files=...)``; they override the shipped map domain by
+    domain (a domain listed twice among them is a RuleError naming both
+    places)."""
+    return user_data_files(rules_dirs, "operators")
 
 
 _EXAMPLE = """an operator entry looks like:
@@ -102,46 +124,60 @@ _EXAMPLE = """an operator entry looks like:
         domains: [deepseek.com]"""
 
 
+def company_items(
+    path: Path, schema: dict, example: str, companies: str, items: str, scalar: str
+) -> Iterator[tuple[Mapping, Mapping, int]]:
+    """Loads and validates a map file whose top key ``companies`` lists
+    company entries each with a list ``items`` (domains, AS numbers), and
+    yields (company, item, item's line) with a bare item as ``{scalar: item}``."""
+    data = load_yaml(path)
+    validate(path, data, schema, example)
+    for company in data[companies]:
+        check_company(path, company)
+        for i, item in enumerate(company[items]):
+            spec = item if isinstance(item, Mapping) else {scalar: item}
+            yield company, spec, company[items].item_lines[i]
+
+
+def check_company(path: Path, node: Mapping) -> None:
+    """The checks a schema cannot make on a company entry (operator or
+    network): real country codes, and no parent country without a parent."""
+    for key in ("country", "parent_country"):
+        if key in node and not is_country(node[key]):
+            raise RuleError(
+                f"{path}:{node.key_lines[key]}: {key}: {node[key]!r} is not an ISO 3166-1 "
+                "alpha-2 country code (e.g. CN, US, KR)"
+            )
+    if "parent_country" in node and "parent" not in node:
+        raise RuleError(f"{path}:{node.key_lines['parent_country']}: parent_country given without parent")
+
+
 def load_operator_file(path: Path) -> list[OperatorEntry]:
     """Parse and validate one operator map file."""
-    data = load_yaml(path)
-    validate(path, data, _schema(), _EXAMPLE)
     entries: list[OperatorEntry] = []
-    for op in data["operators"]:
-        for key in ("country", "parent_country"):
-            if key in op and not is_country(op[key]):
-                raise RuleError(
-                    f"{path}:{op.key_lines[key]}: {key}: {op[key]!r} is not an ISO 3166-1 "
-                    "alpha-2 country code (e.g. CN, US, KR)"
-                )
-        if "parent_country" in op and "parent" not in op:
-            raise RuleError(f"{path}:{op.key_lines['parent_country']}: parent_country given without parent")
-        for i, item in enumerate(op["domains"]):
-            line = op["domains"].item_lines[i]
-            spec = item if isinstance(item, Mapping) else {"domain": item}
-            domain = str(spec["domain"])
-            reg = registrable_domain(domain)
-            if reg is None:
-                raise RuleError(
-                    f"{path}:{line}: {domain!r} is a public suffix, not a registrable domain "
-                    "(list e.g. example.com.cn, not com.cn)"
-                )
-            operator = Operator(
-                name=str(op["name"]),
-                country=str(op["country"]),
-                parent=str(op["parent"]) if "parent" in op else None,
-                parent_country=str(op["parent_country"]) if "parent_country" in op else None,
-                source=str(spec.get("source", op["source"])),
+    for op, spec, line in company_items(path, _schema(), _EXAMPLE, "operators", "domains", "domain"):
+        domain = str(spec["domain"])
+        if registrable_domain(domain) is None:
+            raise RuleError(
+                f"{path}:{line}: {domain!r} is a public suffix, not a registrable domain "
+                "(list e.g. example.com.cn, not com.cn)"
             )
-            entries.append(
-                OperatorEntry(
-                    domain=domain,
-                    operator=operator,
-                    category=str(spec.get("category", op["category"])),
-                    aliases=tuple(str(a) for a in op.get("aliases", ())),
-                    origin=f"{path}:{line}",
-                )
+        operator = Operator(
+            name=str(op["name"]),
+            country=str(op["country"]),
+            parent=str(op["parent"]) if "parent" in op else None,
+            parent_country=str(op["parent_country"]) if "parent_country" in op else None,
+            source=str(spec.get("source", op["source"])),
+        )
+        entries.append(
+            OperatorEntry(
+                domain=domain,
+                operator=operator,
+                category=str(spec.get("category", op["category"])),
+                aliases=tuple(str(a) for a in op.get("aliases", ())),
+                origin=f"{path}:{line}",
             )
+        )
     return entries
 
 
@@ -157,7 +193,7 @@ class OperatorMap:
         self._by_domain: dict[str, OperatorEntry] = {}
         for layer in layers:
             seen: dict[str, OperatorEntry] = {}
-            for path in _expand(layer):
+            for path in expand_yaml_paths(layer):
                 for entry in load_operator_file(path):
                     if entry.domain in seen:
                         raise RuleError(

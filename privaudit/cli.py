@@ -204,9 +204,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _policy_exit(doc, args.fail_on)
 
 
+def _onboarding(ready, mode: str) -> None:
+    """Tells the tester where to point the device, once the proxy listens."""
+    ready.wait()
+    if getattr(ready, "error", None):
+        return
+    ca = Path(ready.confdir) / "mitmproxy-ca-cert.pem" if ready.confdir else None
+    lines = [f"privaudit: proxy ({mode}) listening on " + ", ".join(f"{h}:{p}" for h, p in ready.listen_addrs)]
+    if ca:
+        lines.append(f"privaudit: CA certificate to install and trust on the device: {ca} (or browse to http://mitm.it through the proxy)")
+    for srv in getattr(ready, "servers", ()) or ():
+        conf = srv.get("wireguard_conf") if isinstance(srv, dict) else None
+        if conf:
+            lines.append("privaudit: WireGuard client configuration for the device (contains a private key; do not store it):")
+            lines.append(conf)
+    lines.append("privaudit: use the app now; press Ctrl-C to stop and write the audit")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
 def cmd_capture(args: argparse.Namespace) -> int:
-    from .capture.runner import run_capture
+    import threading
+
     from .audit import analyze
+    from .capture.runner import CaptureReady, run_capture
     from .report import render_report
 
     out = Path(args.output)
@@ -214,19 +234,26 @@ def cmd_capture(args: argparse.Namespace) -> int:
         from .detect import load_canaries
 
         load_canaries(Path(args.canaries))  # a bad canary file fails before the proxy starts
+    ready = CaptureReady()
+    threading.Thread(target=_onboarding, args=(ready, args.mode), daemon=True).start()
     result = run_capture(
         out,
         mode=args.mode,
         listen_host=args.listen_host,
         listen_port=args.listen_port,
         canaries=Path(args.canaries) if args.canaries else None,
+        ready=ready,
     )
+    if result.write_errors:
+        print(f"privaudit: warning: {result.write_errors} flows could not be recorded; see {result.meta}", file=sys.stderr)
+    if result.flows_written == 0 and (not result.flows.exists() or result.flows.stat().st_size == 0):
+        print(f"privaudit: no flows were captured; nothing to analyse (session facts in {result.meta})", file=sys.stderr)
+        return EXIT_OK
     doc = analyze([out], canaries_path=args.canaries)
     atomic_write(out / "findings.json", json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
     render_report(doc, "html", args.lang, out / "report.html")
     print(_summary(doc), file=sys.stderr)
     print(f"privaudit: audit written to {out}/ (flows.mitm, findings.json, report.html)", file=sys.stderr)
-    del result
     return EXIT_OK
 
 

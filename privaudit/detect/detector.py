@@ -1,0 +1,417 @@
+"""The detector: one exchange in, findings out. Pure, no I/O.
+
+What is scanned
+    The request side: URL path and query, headers, cookies, body (every layer
+    :mod:`~privaudit.detect.decode` can peel), and WebSocket messages the
+    client sent. That is what the app disclosed. Responses are the server's
+    own data (a profile page showing your phone number is not a leak by the
+    app) and are not scanned by the other rules. Two exceptions, reported
+    with ``side: "response"``:
+
+    * credentials (``response_credentials=True``, the default): the rules of
+      the ``credentials`` category also read the response's Set-Cookie and
+      body, because a session or access token issued to the user is what lets
+      anyone who reads that response act as the user. A cheap byte pre-check
+      (token/session/secret/auth/password/ticket) keeps other responses from
+      being decoded at all.
+    * canaries (``scan_responses=True``): responses and server WebSocket
+      messages are searched for canaries (evidence that the server holds the
+      tester's identity); the audit stage decides whether to use it.
+
+Severity (one scheme, documented here)
+    1. Base: the rule's own ``severity``; the shipped rules follow
+       :data:`BASE_SEVERITY` by category (a rule may deviate and say why in its
+       rationale). A canary finding starts from :data:`BASE_SEVERITY`.
+    2. +1 step if the flow was cleartext (not TLS): anyone on the path read it.
+    3. +1 step for a canary finding: confirmed to be the tester's real data,
+       not a look-alike.
+    Capped at "critical".
+
+Dedupe (CONTRACT.md)
+    One finding per flow, per side, per category, per location. If several
+    rules of one category hit one location, the canary wins, then the highest
+    severity, then the lowest rule id. A hit on an encoded string that also
+    hits (same category) in a field decoded from it is reported once, at the
+    innermost location. A raw-body canary hit is reported at
+    the body's location only if no decoded field under that body already
+    produced a canary hit of that category.
+
+Evidence
+    Redacted by default (:func:`redact`): the first and last few characters
+    with "…" between, fewer for short values, never the whole value; with
+    ``show_values=True`` the matched value itself (cut at 200 characters).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from privaudit.model import SEVERITIES, Exchange, Finding, Message
+
+from .canaries import Canaries, CanaryHit
+from .decode import Bounds, Decoder, Field
+from .rules import RuleSet
+
+__all__ = ["Detector", "BASE_SEVERITY", "redact"]
+
+#: Base severity per category (for canary findings, and the shipped rules' default).
+BASE_SEVERITY: dict[str, str] = {
+    "email": "medium",
+    "phone": "high",
+    "name": "medium",
+    "national_id": "critical",
+    "payment_card": "critical",
+    "credentials": "high",
+    "location": "high",
+    "advertising_id": "medium",
+    "device_id": "medium",
+    "device_info": "low",
+    "network_info": "low",
+    "installed_apps": "medium",
+    "contacts": "high",
+    "chat_content": "high",
+    "behavioral": "medium",
+}
+
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def raise_severity(sev: str, steps: int) -> str:
+    return SEVERITIES[min(len(SEVERITIES) - 1, _RANK[sev] + steps)]
+
+
+def redact(value: str) -> str:
+    """A recognisable but incomplete excerpt: never the whole value.
+
+    >=16 chars: 4 + 4; 9..15: 2 + 2; 5..8: 1 + 1; shorter: only "…".
+    """
+    v = value.strip().replace("\n", " ")
+    n = len(v)
+    if n >= 16:
+        k = 4
+    elif n >= 9:
+        k = 2
+    elif n >= 5:
+        k = 1
+    else:
+        return "…"
+    return f"{v[:k]}…{v[-k:]}"
+
+
+@dataclass(slots=True)
+class _Cand:
+    side: str
+    category: str
+    location: str
+    rule: str
+    method: str
+    encoding: str | None
+    severity: str
+    value: str
+
+    def better_than(self, other: _Cand) -> bool:
+        a = (self.method == "canary", _RANK[self.severity], _neg(self.rule))
+        b = (other.method == "canary", _RANK[other.severity], _neg(other.rule))
+        return a > b
+
+
+def _neg(s: str) -> tuple[int, ...]:
+    # lower rule id wins ties: compare negated code points
+    return tuple(-ord(c) for c in s)
+
+
+_NUMBER_START = frozenset("-0123456789")
+# Values no pattern rule is about: decimal numbers (coordinates, prices,
+# ratios) and hex ids/digests/UUIDs with at least one letter. Phone, card and
+# national-id numbers are never written as either; skipping them saves most
+# regex work on analytics traffic, which is full of both.
+_NO_PATTERN = re.compile(r"(?:-?\d{1,6}\.\d+|(?=[0-9a-fA-F-]*[a-fA-F])[0-9a-fA-F-]{16,})\Z")
+_CREDENTIAL_HINT = re.compile(rb"(?i)token|session|secret|passw|auth|ticket|sid")
+_RESPONSE_BYTES = 256 * 1024
+
+
+def _worth_decoding(resp: Message | None) -> bool:
+    """Whether a response may carry a credential: a Set-Cookie header, or a
+    small body mentioning one."""
+    if resp is None:
+        return False
+    if any(k.lower() == "set-cookie" for k, _ in resp.headers):
+        return True
+    body = resp.body
+    return 0 < len(body) <= _RESPONSE_BYTES and _CREDENTIAL_HINT.search(body) is not None
+_DELETE_DIGITS = str.maketrans("", "", "0123456789")
+
+
+class Detector:
+    """Runs a :class:`RuleSet` (and optional :class:`Canaries`) over exchanges.
+
+    Build once, call :meth:`scan` per exchange. ``stats`` accumulates:
+    ``exchanges``, ``fields``, ``findings``, ``undecodable_bodies`` and
+    ``bounds_hit`` (a Counter: ``depth``, ``nesting``, ``fields``,
+    ``body_bytes``, ``inflate_bytes``, ``strings``).
+
+    Speed: values are decoded once and shared by every rule and the canary
+    automaton; key rules are looked up by key name (memoised per distinct
+    key); pattern rules are gated by cheap per-value checks (trigger
+    substrings, digit count, "a decimal number or a hex id" skip) and their
+    value-only verdicts memoised per distinct value; canaries are one
+    Aho-Corasick pass over all values of the exchange.
+    """
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        canaries: Canaries | None = None,
+        show_values: bool = False,
+        *,
+        scan_responses: bool = False,
+        response_credentials: bool = True,
+        bounds: Bounds | None = None,
+    ) -> None:
+        self.rules = rules
+        self.canaries = canaries if canaries is not None and len(canaries) else None
+        self.response_credentials = response_credentials and any(r.category == "credentials" for r in rules)
+        self.show_values = show_values
+        self.scan_responses = scan_responses and self.canaries is not None
+        self.stats: dict = {"exchanges": 0, "fields": 0, "findings": 0}
+        self._decoder = Decoder(bounds, self.stats)
+        # Pattern-rule gating: each field's value is looked at once (which
+        # trigger substrings it holds, how many digits), and only the rules
+        # whose "requires" it meets run their regex.
+        self._always: tuple = tuple(r for r in rules.pattern_rules if not r.req_substr and not r.req_min_digits)
+        by_substr: dict[str, list] = {}
+        for r in rules.pattern_rules:
+            for s in r.req_substr:
+                by_substr.setdefault(s, []).append(r)
+        self._by_substr = tuple((s, tuple(rs)) for s, rs in by_substr.items())
+        self._by_digits = tuple(
+            sorted((r for r in rules.pattern_rules if r.req_min_digits and not r.req_substr), key=lambda r: r.req_min_digits)
+        )
+        self._min_digits = self._by_digits[0].req_min_digits if self._by_digits else 0
+        self._min_len = min((r.req_min_length for r in rules.pattern_rules), default=0)
+        self._cand_cache: dict[tuple, tuple] = {}
+        self._pattern_memo: dict[str, tuple] = {}
+        self._need_digits = any(r.req_min_digits for r in rules.pattern_rules)
+        self._triggers = re.compile("|".join(re.escape(s) for s, _ in self._by_substr)) if self._by_substr else None
+
+    def _pattern_candidates(self, v: str) -> tuple[tuple, int]:
+        """The pattern rules whose pre-checks ``v`` passes, and its digit count.
+
+        Memoised on the value's signature (which trigger substrings it holds,
+        how many digits it has, capped), so the per-field cost is a handful
+        of C-level ``in`` tests and one ``str.translate``."""
+        if _NO_PATTERN.match(v):
+            return (), 0
+        digits = len(v) - len(v.translate(_DELETE_DIGITS)) if self._need_digits else 0
+        trig = self._triggers
+        present = () if trig is None or trig.search(v) is None else tuple(s in v for s, _ in self._by_substr)
+        sig = (present, min(digits, 32))
+        hit = self._cand_cache.get(sig)
+        if hit is None:
+            cands = list(self._always)
+            for there, (_, rs) in zip(present, self._by_substr):
+                if there:
+                    cands.extend(r for r in rs if r not in cands)
+            cands.extend(r for r in self._by_digits if digits >= r.req_min_digits and r not in cands)
+            hit = self._cand_cache[sig] = tuple(cands)
+        return hit, digits
+
+    def _pattern_pass(self, f: Field, url: str) -> tuple[tuple, tuple, int]:
+        """Pattern rules on one value: (hits of rules that depend on the value
+        alone, rules whose regex matched but that depend on the field's
+        context, digit count). The first part is memoised per value by
+        :meth:`scan`: user agents, versions and flags repeat in every flow."""
+        v = f.value
+        rules_here, digits = self._pattern_candidates(v)
+        free_hits = []
+        dependent = []
+        for r in rules_here:
+            # the bare regex first: most values fail it, and then the
+            # validator/context machinery is never entered
+            if r.pattern.search(v) is None:
+                continue
+            if r.context_free:
+                cand = r.match(f, url, digits)
+                if cand is not None:
+                    free_hits.append((r, cand))
+            else:
+                dependent.append(r)
+        return tuple(free_hits), tuple(dependent), digits
+
+    # ------------------------------------------------------------------ scan
+
+    def scan(self, ex: Exchange) -> list[Finding]:
+        """The findings of one exchange, in a stable order."""
+        self.stats["exchanges"] += 1
+        if ex.kind != "http" and not ex.websocket:
+            return []
+        fields, raws = self._decoder.exchange(ex, responses=self.scan_responses)
+        canary_fields = fields
+        if self.response_credentials and not self.scan_responses and _worth_decoding(ex.response):
+            fields = fields + self._decoder.response(ex)
+        self.stats["fields"] += len(fields)
+        cleartext = not (ex.tls or ex.scheme in ("https", "wss"))
+        bump = 1 if cleartext else 0
+        url = ex.url
+        best: dict[tuple[str, str, str], _Cand] = {}
+
+        def offer(c: _Cand) -> None:
+            k = (c.side, c.category, c.location)
+            cur = best.get(k)
+            if cur is None or c.better_than(cur):
+                best[k] = c
+
+        key_index = self.rules._key_index
+        key_rules_for = self.rules.key_rules_for
+        has_patterns = bool(self.rules.pattern_rules)
+        min_len = self._min_len
+        pattern_memo = self._pattern_memo
+        for f in fields:
+            if f.side != "request":
+                self._response_field(f, url, bump, offer)
+                continue
+            is_list = f.items is not None
+            if f.nkey or is_list:
+                krs = key_index.get((f.nkey, is_list))
+                if krs is None:
+                    krs = key_rules_for(f.nkey, is_list)
+                for r in krs:
+                    cand = r.match(f, url)
+                    if cand is not None:
+                        offer(_Cand(f.side, r.category, f.location, r.id, "key", f.encoding,
+                                    raise_severity(r.severity, bump), cand))
+            v = f.value
+            if has_patterns and not is_list and len(v) >= min_len:
+                memo = pattern_memo.get(v)
+                if memo is None:
+                    memo = self._pattern_pass(f, url)
+                    if len(v) <= 256:
+                        if len(pattern_memo) >= 50_000:
+                            pattern_memo.clear()
+                        pattern_memo[v] = memo
+                free_hits, dependent, digits = memo
+                for r, cand in free_hits:
+                    offer(_Cand(f.side, r.category, f.location, r.id, "pattern", f.encoding,
+                                raise_severity(r.severity, bump), cand))
+                for r in dependent:
+                    cand = r.match(f, url, digits)
+                    if cand is not None:
+                        offer(_Cand(f.side, r.category, f.location, r.id, "pattern", f.encoding,
+                                    raise_severity(r.severity, bump), cand))
+        if self.canaries is not None:
+            self._canaries(canary_fields, raws, bump, offer)
+        # A hit on an encoded string and on a field decoded from it is one
+        # occurrence: keep the innermost ("request.body $.data $.phone" over
+        # "request.body $.data").
+        locs: dict[tuple[str, str], set[str]] = {}
+        for side, cat, loc in best:
+            locs.setdefault((side, cat), set()).add(loc)
+        for (side, cat), group in locs.items():
+            if len(group) > 1:
+                for loc in group:
+                    if any(o.startswith(loc + " ") for o in group):
+                        del best[(side, cat, loc)]
+        out = [
+            Finding(
+                flow_index=ex.index,
+                host=ex.host,
+                side=c.side,  # type: ignore[arg-type]
+                category=c.category,
+                rule=c.rule,
+                method=c.method,
+                encoding=c.encoding,
+                location=c.location,
+                severity=c.severity,
+                evidence=self._evidence(c.value),
+            )
+            for c in best.values()
+        ]
+        out.sort(key=lambda f: (f.side != "request", f.location, f.category))
+        self.stats["findings"] += len(out)
+        return out
+
+    def _response_field(self, f: Field, url: str, bump: int, offer) -> None:
+        """Credentials rules only, on a response field."""
+        is_list = f.items is not None
+        rules = self.rules.key_rules_for(f.nkey, is_list) if (f.nkey or is_list) else ()
+        for r in rules:
+            if r.category == "credentials":
+                cand = r.match(f, url)
+                if cand is not None:
+                    offer(_Cand(f.side, r.category, f.location, r.id, "key", f.encoding, raise_severity(r.severity, bump), cand))
+        if not is_list and "eyJ" in f.value:
+            for r in self.rules.pattern_rules:
+                if r.category == "credentials":
+                    cand = r.match(f, url)
+                    if cand is not None:
+                        offer(_Cand(f.side, r.category, f.location, r.id, "pattern", f.encoding, raise_severity(r.severity, bump), cand))
+
+    # -------------------------------------------------------------- canaries
+
+    def _canaries(self, fields: list[Field], raws, bump: int, offer) -> None:
+        can = self.canaries
+        found_under: set[tuple[str, str, str]] = set()  # (side, category, location)
+
+        def canary_cand(side, category, location, enc_chain, hit_enc, text) -> _Cand:
+            enc = "+".join(e for e in (enc_chain, hit_enc) if e) or None
+            sev = raise_severity(BASE_SEVERITY.get(category, "medium"), 1 + bump)
+            return _Cand(side, category, location, f"canary.{category}", "canary", enc, sev, text)
+
+        # One automaton pass over all field values joined by NUL (never part of
+        # a variant, and not a letter or digit, so boundaries still hold);
+        # each hit is mapped back to its field by offset.
+        values = [f.value if f.items is None else "" for f in fields]
+        starts = []
+        pos = 0
+        for v in values:
+            starts.append(pos)
+            pos += len(v) + 1
+        per_field: dict[tuple[int, str], CanaryHit] = {}
+        for h in can.find("\x00".join(values)):
+            i = bisect_right(starts, h.start) - 1
+            k = (i, h.canary.category)
+            cur = per_field.get(k)
+            if cur is None or h.rank < cur.rank:
+                per_field[k] = h
+        for (i, cat), h in sorted(per_field.items(), key=lambda kv: kv[0]):
+            f = fields[i]
+            found_under.add((f.side, cat, f.location))
+            offer(canary_cand(f.side, cat, f.location, f.encoding, h.encoding, h.text))
+        coord_hits: dict[int, dict[str, list[tuple[Field, str]]]] = {}
+        if can.coords:
+            for f in fields:
+                if f.items is None and f.value[:1] in _NUMBER_START:
+                    for c, part in can.coord_parts(f.value):
+                        coord_hits.setdefault(id(c), {}).setdefault(part, []).append((f, f.value))
+        for parts in coord_hits.values():
+            if "lat" in parts and "lon" in parts:
+                f, lat = parts["lat"][0]
+                lon = parts["lon"][0][1]
+                found_under.add((f.side, "location", f.location))
+                offer(canary_cand(f.side, "location", f.location, f.encoding, None, f"{lat},{lon}"))
+        for raw in raws:
+            seen_here = set()
+            for h in sorted(can.find(raw.text), key=lambda h: h.rank):
+                cat = h.canary.category
+                if cat in seen_here:
+                    continue
+                seen_here.add(cat)
+                prefixes = raw.covers or (raw.location,)
+                if any(
+                    s == raw.side and c == cat and any(loc == p or loc.startswith(p + " ") for p in prefixes)
+                    for s, c, loc in found_under
+                ):
+                    continue
+                offer(canary_cand(raw.side, cat, raw.location, None, h.encoding, h.text))
+
+    # -------------------------------------------------------------- evidence
+
+    def _evidence(self, value: str) -> str:
+        if self.show_values:
+            return value if len(value) <= 200 else value[:200] + "…"
+        if value[:1] in ("[", "{"):
+            n = value.count(",") + 1
+            return f"[{n} items] " + redact(value[1:])
+        return redact(value)

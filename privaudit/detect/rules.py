@@ -1,0 +1,439 @@
+"""Detection rules: YAML data, validated by a JSON Schema that is data too.
+
+One rule per file, ``rules/detect/<area>/<id>.yaml``; the schema is
+``rules/schema/rule.schema.json``. A rule is a few declared attributes, not
+code:
+
+* ``kind: pattern`` - ``pattern`` (a regex) is searched in every value; each
+  candidate goes to the ``validator`` (Luhn, a checksum, phonenumbers...).
+* ``kind: key`` - the key name must fully match ``key`` (after
+  :func:`~privaudit.detect.decode.normalize_key`) AND the value must match
+  ``value``: a telling key alone is not enough, a plausible value alone is not
+  enough.
+
+A validator may answer "no opinion" (see :mod:`privaudit.detect.validators`);
+then the rule's ``context`` regex must match the key, the location or the text
+just before the candidate. Every rule carries its own ``tests`` (cases that
+must and must not match), run by ``privaudit rules test`` and the test suite.
+
+Errors name the file and line (from the YAML node marks) and show a correct
+rule, so people writing their own rules can fix them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from privaudit.errors import RuleError, yaml_location
+from privaudit.resources import rules_dir
+
+from .decode import Field
+from .validators import VALIDATORS, Validator
+
+__all__ = ["Rule", "RuleSet", "load_rules", "check_rule_files", "rule_files", "EXAMPLE_RULE", "builtin_dirs"]
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+EXAMPLE_RULE = """\
+id: device.android_id
+category: device_id
+severity: medium
+rationale: Android ID (Settings.Secure.ANDROID_ID) is a persistent per-device identifier.
+references: [https://developer.android.com/reference/android/provider/Settings.Secure#ANDROID_ID]
+kind: key                      # or: pattern (then give `pattern:` instead of key/value)
+key: '(android_?id|ssaid)'     # full match on the key lower-cased, separators removed
+value: '^[0-9a-fA-F]{16}$'     # searched in the value
+validator: not_zero_id         # optional; one of privaudit.detect.validators.VALIDATORS
+tests:
+  match: [{key: android_id, value: f0e1d2c3b4a59687}]
+  no_match: [{key: request_id, value: f0e1d2c3b4a59687}]"""
+
+
+def builtin_dirs() -> tuple[Path, ...]:
+    """The shipped rule folder(s)."""
+    return (rules_dir() / "detect",)
+
+
+@lru_cache(maxsize=1)
+def _schema_validator() -> jsonschema.protocols.Validator:
+    path = rules_dir() / "schema" / "rule.schema.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Rule:
+    """One compiled rule. See the module docstring and the schema for fields."""
+
+    id: str
+    category: str
+    severity: str
+    kind: str
+    rationale: str
+    references: tuple[str, ...]
+    path: str
+    """The file the rule came from."""
+    pattern: re.Pattern | None = None
+    key: re.Pattern | None = None
+    value: re.Pattern | None = None
+    keypath: re.Pattern | None = None
+    endpoint: re.Pattern | None = None
+    sibling: re.Pattern | None = None
+    unless_sibling: re.Pattern | None = None
+    location: re.Pattern | None = None
+    context: re.Pattern | None = None
+    context_required: bool = False
+    validator_name: str | None = None
+    validator: Validator | None = None
+    shape: str = "scalar"
+    min_items: int = 2
+    record_keys: tuple[re.Pattern, ...] = ()
+    req_substr: tuple[str, ...] = ()
+    req_min_digits: int = 0
+    req_min_length: int = 0
+    tests: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+    """The rule as written (for the digest and for tools)."""
+
+    @property
+    def context_free(self) -> bool:
+        """Whether the rule's verdict depends on the value alone (so it may be
+        memoised per value)."""
+        return all(
+            x is None
+            for x in (self.context, self.endpoint, self.keypath, self.location, self.sibling, self.unless_sibling)
+        )
+
+    # ---------------------------------------------------------------- matching
+
+    def match(self, f: Field, url: str = "", digits: int | None = None) -> str | None:
+        """The candidate text if this rule fires on field ``f``, else None.
+
+        ``digits`` is the number of digits in ``f.value`` if the caller has
+        already counted them (they are counted once per field, for every
+        pattern rule's ``min_digits`` pre-check).
+        """
+        if self.endpoint is not None and not self.endpoint.search(url):
+            return None
+        if self.keypath is not None and not self.keypath.search(f.keypath):
+            return None
+        if self.location is not None and not self.location.search(f.location):
+            return None
+        if self.unless_sibling is not None and any(s != f.nkey and self.unless_sibling.fullmatch(s) for s in f.siblings):
+            return None
+        if self.kind == "key":
+            return self._match_key(f)
+        return self._match_pattern(f, digits)
+
+    def _context_ok(self, f: Field, before: str = "") -> bool:
+        return self.context is not None and bool(
+            self.context.search(f.key) or self.context.search(f.location) or (before and self.context.search(before))
+        )
+
+    def _verdict(self, candidate: str, f: Field, before: str = "") -> bool:
+        verdict = self.validator(candidate) if self.validator is not None else True
+        if verdict is False:
+            return False
+        if verdict is None or self.context_required:
+            return self._context_ok(f, before)
+        return True
+
+    def _match_key(self, f: Field) -> str | None:
+        if self.sibling is not None and not any(s != f.nkey and self.sibling.fullmatch(s) for s in f.siblings):
+            return None
+        if self.shape == "scalar":
+            if f.items is not None or not self.value.search(f.value):
+                return None
+            return f.value if self._verdict(f.value, f) else None
+        if self.shape == "records":
+            if not f.items:
+                return None
+            # every record key must be there with a value; the first one's
+            # value must also match ``value`` (e.g. a package name)
+            first = self.record_keys[0]
+            n = sum(
+                1
+                for it in f.items
+                if isinstance(it, dict)
+                and all(any(rk.fullmatch(k) and v for k, v in it.items()) for rk in self.record_keys)
+                and any(first.fullmatch(k) and self.value.search(v) for k, v in it.items())
+            )
+            return f.value if n >= self.min_items else None
+        # shape == "list": a JSON list, or a separated string of items
+        if f.items is not None:
+            items = [it if isinstance(it, str) else json.dumps(it, ensure_ascii=False) for it in f.items]
+        else:
+            items = [p for p in re.split(r"[,;|\s]+", f.value) if p]
+        n = sum(1 for it in items if self.value.search(it) and (self.validator is None or self.validator(it) is not False))
+        return f.value if n >= self.min_items else None
+
+    def _match_pattern(self, f: Field, digits: int | None) -> str | None:
+        if f.items is not None:
+            return None
+        v = f.value
+        if len(v) < self.req_min_length:
+            return None
+        if self.req_substr and not any(s in v for s in self.req_substr):
+            return None
+        if self.req_min_digits:
+            if digits is None:
+                digits = count_digits(v)
+            if digits < self.req_min_digits:
+                return None
+        has_v = "v" in self.pattern.groupindex
+        for i, m in enumerate(self.pattern.finditer(v)):
+            if i >= 20:
+                break
+            cand = m.group("v") if has_v else m.group(0)
+            if cand and self._verdict(cand, f, v[max(0, m.start() - 40) : m.start()]):
+                return cand
+        return None
+
+
+_NOT_DIGIT = re.compile(r"\D+")
+
+
+def count_digits(text: str) -> int:
+    return len(_NOT_DIGIT.sub("", text))
+
+
+# A list rule also reads a separated string ("com.a,com.b"); records need a list.
+_SHAPES_FOR = {False: ("scalar", "list"), True: ("list", "records")}
+
+
+class RuleSet:
+    """A compiled set of rules; cheap lookups for the detector."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules: tuple[Rule, ...] = tuple(sorted(rules, key=lambda r: r.id))
+        self.by_id = {r.id: r for r in self.rules}
+        self.key_rules = tuple(r for r in self.rules if r.kind == "key")
+        self.pattern_rules = tuple(r for r in self.rules if r.kind == "pattern")
+        h = hashlib.sha256()
+        for r in self.rules:
+            h.update(json.dumps(r.source, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8"))
+            h.update(b"\n")
+        self.digest: str = h.hexdigest()
+        """sha256 hex of the rules' content (not their paths), in id order."""
+        self._key_index: dict[tuple[str, bool], tuple[Rule, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __iter__(self):
+        return iter(self.rules)
+
+    def key_rules_for(self, nkey: str, is_list: bool = False) -> tuple[Rule, ...]:
+        """The key rules whose key regex matches ``nkey`` and that apply to a
+        scalar (or, with ``is_list``, to a list) - memoised: traffic repeats
+        a small vocabulary of keys, so each is tested against every key regex
+        once, not once per field."""
+        k = (nkey, is_list)
+        hit = self._key_index.get(k)
+        if hit is None:
+            if len(self._key_index) > 100_000:
+                self._key_index.clear()
+            hit = tuple(
+                r for r in self.key_rules if r.shape in _SHAPES_FOR[is_list] and r.key.fullmatch(nkey)
+            )
+            self._key_index[k] = hit
+        return hit
+
+    def subset(self, ids: Iterable[str]) -> RuleSet:
+        return RuleSet([self.by_id[i] for i in ids])
+
+
+# -------------------------------------------------------------------- loading
+
+
+def rule_files(dirs: Iterable[str | Path]) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` below the given folders (or the files given), sorted."""
+    out: list[Path] = []
+    for d in dirs:
+        p = Path(d)
+        if p.is_file():
+            out.append(p)
+        elif p.is_dir():
+            out.extend(sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml") and x.is_file()))
+        else:
+            raise RuleError(f"{p}: no such rule file or folder")
+    return out
+
+
+def _node_line(root: yaml.Node | None, parts: Sequence) -> int | None:
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if k.value == part:
+                    nxt = v
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+        line = node.start_mark.line + 1
+    return line
+
+
+def _err(path: Path, line: int | None, msg: str) -> str:
+    where = f"{path}:{line}" if line else str(path)
+    return f"{where}: {msg}"
+
+
+def _with_example(errors: list[str]) -> list[str]:
+    """The file's errors, the last one followed by a correct rule (once per file)."""
+    if not errors:
+        return errors
+    example = "\n  a correct rule looks like:\n" + "\n".join("    " + ln for ln in EXAMPLE_RULE.splitlines())
+    return errors[:-1] + [errors[-1] + example]
+
+
+def _compile(path: Path, root, data: dict, name: str, errors: list[str]) -> re.Pattern | None:
+    src = data.get(name)
+    if src is None:
+        return None
+    try:
+        return re.compile(src)
+    except re.error as e:
+        errors.append(_err(path, _node_line(root, [name]), f"'{name}' is not a valid regular expression: {e}"))
+        return None
+
+
+def _check_one(path: Path) -> tuple[Rule | None, list[str]]:
+    rule, errors = _check_one_plain(path)
+    return rule, _with_example(errors)
+
+
+def _check_one_plain(path: Path) -> tuple[Rule | None, list[str]]:
+    errors: list[str] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return None, [f"{path}: cannot read: {e}"]
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e)
+        return None, [_err(Path(yaml_location(str(path), e)), None, f"not valid YAML: {problem}")]
+    if not isinstance(data, dict):
+        return None, [_err(path, 1, "a rule file must hold one mapping (a YAML object)")]
+    for e in sorted(_schema_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        where = "/".join(map(str, e.absolute_path)) or "(top level)"
+        msg = e.message
+        if e.validator == "oneOf" and e.absolute_path and e.absolute_path[0] == "tests":
+            msg = "a test case is a string or a mapping with key+value (or json), optional where/url"
+        errors.append(_err(path, _node_line(root, list(e.absolute_path)), f"{where}: {msg}"))
+    if errors:
+        return None, errors
+    if path.stem != data["id"]:
+        errors.append(_err(path, _node_line(root, ["id"]), f"id '{data['id']}' must equal the file name '{path.stem}'"))
+    vname = data.get("validator")
+    if vname is not None and vname not in VALIDATORS:
+        errors.append(
+            _err(path, _node_line(root, ["validator"]), f"unknown validator '{vname}' (known: {', '.join(sorted(VALIDATORS))})")
+        )
+    regexes = {
+        n: _compile(path, root, data, n, errors)
+        for n in ("pattern", "key", "value", "path", "endpoint", "sibling", "unless_sibling", "location", "context")
+    }
+    record_keys = []
+    for i, rk in enumerate(data.get("record_keys", [])):
+        try:
+            record_keys.append(re.compile(rk))
+        except re.error as e:
+            errors.append(_err(path, _node_line(root, ["record_keys", i]), f"record_keys[{i}] is not a valid regex: {e}"))
+    shape = data.get("shape", "scalar")
+    if shape == "records" and not record_keys:
+        errors.append(_err(path, _node_line(root, ["shape"]), "shape 'records' needs 'record_keys'"))
+    if data.get("kind") == "pattern" and shape != "scalar":
+        errors.append(_err(path, _node_line(root, ["shape"]), "only key rules take a shape"))
+    if errors:
+        return None, errors
+    req = data.get("requires", {})
+    rule = Rule(
+        id=data["id"],
+        category=data["category"],
+        severity=data["severity"],
+        kind=data["kind"],
+        rationale=data["rationale"],
+        references=tuple(data["references"]),
+        path=str(path),
+        pattern=regexes["pattern"],
+        key=regexes["key"],
+        value=regexes["value"],
+        keypath=regexes["path"],
+        endpoint=regexes["endpoint"],
+        sibling=regexes["sibling"],
+        unless_sibling=regexes["unless_sibling"],
+        location=regexes["location"],
+        context=regexes["context"],
+        context_required=bool(data.get("context_required", False)),
+        validator_name=vname,
+        validator=VALIDATORS.get(vname) if vname else None,
+        shape=shape,
+        min_items=int(data.get("min_items", 2 if shape != "scalar" else 1)),
+        record_keys=tuple(record_keys),
+        req_substr=tuple(req.get("substr", ())),
+        req_min_digits=int(req.get("min_digits", 0)),
+        req_min_length=int(req.get("min_length", 0)),
+        tests=data["tests"],
+        source={k: v for k, v in data.items()},
+    )
+    return rule, []
+
+
+def check_rule_files(paths: Iterable[Path]) -> tuple[list[Rule], list[str]]:
+    """Compile every file; return the good rules and every error (file:line)."""
+    rules: list[Rule] = []
+    errors: list[str] = []
+    seen: dict[str, str] = {}
+    for p in paths:
+        rule, errs = _check_one(p)
+        errors.extend(errs)
+        if rule is None:
+            continue
+        if rule.id in seen:
+            errors.append(f"{p}:1: duplicate rule id '{rule.id}' (also in {seen[rule.id]})")
+            continue
+        seen[rule.id] = str(p)
+        rules.append(rule)
+    return rules, errors
+
+
+def load_rules(extra_dirs: Iterable[str | Path] = (), *, builtin: bool = True) -> RuleSet:
+    """The shipped rules plus those in ``extra_dirs``.
+
+    A rule in an extra folder with the id of a shipped rule replaces it (that
+    is how a user tunes a shipped rule); ids must be unique within each group.
+    Raises :class:`RuleError` listing every problem, each with file:line.
+    """
+    merged: dict[str, Rule] = {}
+    all_errors: list[str] = []
+    groups = ([builtin_dirs()] if builtin else []) + [(d,) for d in extra_dirs]
+    for group in groups:
+        rules, errors = check_rule_files(rule_files(group))
+        all_errors.extend(errors)
+        for r in rules:
+            merged[r.id] = r
+    if all_errors:
+        raise RuleError(f"{len(all_errors)} problem(s) in the rules:\n" + "\n".join(all_errors))
+    return RuleSet(list(merged.values()))
+

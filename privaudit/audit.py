@@ -22,12 +22,14 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
+from .errors import InputError
 from .model import CertInfo, EndpointInfo, Exchange, Finding
+from .source import InputInfo
 
 SCHEMA_VERSION = 1
 
@@ -41,6 +43,80 @@ def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FindingSpool:
+    """Findings in memory up to ``limit``, then in an owner-only temporary file.
+
+    A day-long capture has millions of findings; holding them as dicts would
+    grow memory with the capture. Past the limit they are written as JSON lines
+    to a temp file (mode 0600, deleted when the spool is) and read back in
+    order when the document is written.
+    """
+
+    def __init__(self, limit: int = 20000):
+        self.limit = limit
+        self.mem: list[dict] = []
+        self.file = None
+        self.spilled = 0
+
+    def append(self, d: dict) -> None:
+        self.mem.append(d)
+        if len(self.mem) >= self.limit:
+            self._spill()
+
+    def _spill(self) -> None:
+        import tempfile
+
+        if self.file is None:
+            self.file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", prefix="privaudit-findings-")
+        for d in self.mem:
+            self.file.write(json.dumps(d, ensure_ascii=False))
+            self.file.write("\n")
+        self.spilled += len(self.mem)
+        self.mem = []
+
+    def __len__(self) -> int:
+        return self.spilled + len(self.mem)
+
+    def __iter__(self):
+        if self.file is not None:
+            self.file.flush()
+            self.file.seek(0)
+            for _ in range(self.spilled):
+                yield json.loads(self.file.readline())
+            self.file.seek(0, 2)
+        yield from self.mem
+
+    def value(self):
+        """A plain list when everything fits in memory, else the spool itself (iterable, sized)."""
+        return self.mem if self.file is None else self
+
+
+def dump_document(doc: dict, fp) -> None:
+    """Writes the findings document as indented UTF-8 JSON, streaming the findings.
+
+    Equivalent to ``json.dump(doc, fp, ensure_ascii=False, indent=2)`` but
+    ``doc["findings"]`` may be any iterable (a :class:`FindingSpool`), written
+    one finding at a time.
+    """
+    fp.write("{\n")
+    keys = list(doc)
+    for i, k in enumerate(keys):
+        fp.write(f"  {json.dumps(k)}: ")
+        v = doc[k]
+        if k == "findings" and not isinstance(v, list):
+            fp.write("[")
+            first = True
+            for f in v:
+                fp.write("\n    " if first else ",\n    ")
+                fp.write(json.dumps(f, ensure_ascii=False, indent=2).replace("\n", "\n    "))
+                first = False
+            fp.write("\n  ]" if not first else "]")
+        else:
+            fp.write(json.dumps(v, ensure_ascii=False, indent=2).replace("\n", "\n  "))
+        fp.write(",\n" if i < len(keys) - 1 else "\n")
+    fp.write("}\n")
 
 
 @dataclass
@@ -90,7 +166,7 @@ class Audit:
         self.rules_digest = rules_digest
         self.show_values = show_values
         self.demo = demo
-        self.findings: list[dict] = []
+        self.findings = FindingSpool()
         self.hosts: dict[str, _HostAcc] = {}
         self.cnames: dict[str, list[str]] = {}
         self.flows = 0
@@ -109,7 +185,8 @@ class Audit:
         self.nameserver: str | None = None
         self.resolve_best_effort = False
 
-    def add(self, ex: Exchange) -> list[Finding]:
+    def add(self, ex: Exchange, found: list[Finding] | None = None, scan_error: str | None = None) -> list[Finding]:
+        """Counts one exchange and its findings (scanning it here unless ``found`` is given)."""
         self.flows += 1
         self.by_kind[ex.kind] = self.by_kind.get(ex.kind, 0) + 1
         if ex.error:
@@ -141,11 +218,15 @@ class Audit:
             acc.first_seen = ex.timestamp_start
         if acc.cert is None and ex.cert is not None:
             acc.cert = ex.cert
-        try:
-            found = self.detector.scan(ex)
-        except Exception as e:  # one hostile flow must not end the audit
+        if found is None and scan_error is None:
+            try:
+                found = self.detector.scan(ex)
+            except Exception as e:  # one hostile flow must not end the audit
+                scan_error = f"{type(e).__name__}: {e}"
+        if scan_error is not None or found is None:
             self.analysis_errors += 1
-            self.warnings.append(f"flow {ex.index} ({ex.host}): analysis failed: {type(e).__name__}: {e}")
+            if self.analysis_errors <= 100:
+                self.warnings.append(f"flow {ex.index} ({ex.host}): analysis failed: {scan_error}")
             return []
         ts = iso(ex.timestamp_start)
         if ex.request is not None and _LOGIN_PATH.search(ex.url) and any(
@@ -188,7 +269,7 @@ class Audit:
             "tool": {"name": "privaudit", "version": __version__, "rules_digest": self.rules_digest},
             "inputs": list(inputs),
             "flows_analyzed": self.flows,
-            "findings": self.findings,
+            "findings": self.findings.value(),
             "endpoints": endpoints,
             "generated_at": iso(datetime.now(timezone.utc).timestamp()),
             "capture": {"start": iso(self.t_first), "end": iso(self.t_last)},
@@ -205,6 +286,16 @@ class Audit:
             "redacted": not self.show_values,
             "phases": list(self.phases),
         }
+
+
+def _info(state, infos: dict, source: str):
+    if not infos:
+        infos.update({i.path: i for i in state.inputs})
+    info = infos.get(source)
+    if info is None:
+        infos.update({i.path: i for i in state.inputs})
+        info = infos[source]
+    return info
 
 
 def _phases_from_audit_dirs(paths: Iterable[str | os.PathLike]) -> list[dict]:
@@ -279,9 +370,16 @@ def analyze(
     own_domains: Sequence[str] = (),
     nameserver: str | None = None,
     resolve_best_effort: bool = False,
+    jobs: int | None = None,
 ) -> dict:
-    """Reads every input and returns the findings document."""
-    from .source import ReadState, open_inputs, read_exchanges
+    """Reads every input and returns the findings document.
+
+    ``jobs``: worker processes for decoding and detection (default: one per
+    CPU this process may use; inputs under a few MB are analysed in-process).
+    """
+    from .parallel import run_batches
+    from .source import ReadState, open_inputs
+    from .source.flowfile import damaged
 
     open_inputs(paths)  # fail on a bad input before loading anything heavy
     audit = build(
@@ -295,8 +393,40 @@ def analyze(
         resolve_best_effort=resolve_best_effort,
     )
     state = ReadState()
-    for ex in read_exchanges(paths, state):
-        audit.add(ex)
+    infos: dict[str, InputInfo] = {}
+    damaged_sources: set[str] = set()
+    skipped: dict[str, int] = {}
+    next_index = 0
+    for results in run_batches(
+        paths,
+        state,
+        audit.detector,
+        jobs=jobs,
+        worker_args=([str(d) for d in rules_dirs], str(canaries_path) if canaries_path else None, show_values),
+    ):
+        for r in results:
+            if r[0] == "skip":
+                state.warnings.append(f"{r[1]}: {r[2]}")
+                skipped[r[1]] = skipped.get(r[1], 0) + 1
+                continue
+            if r[0] == "damaged":
+                if r[1] not in damaged_sources:
+                    damaged_sources.add(r[1])
+                    info = _info(state, infos, r[1])
+                    damaged(Path(r[1]), info.flows, r[2], state.warnings)
+                continue
+            _, ex, found, err = r
+            if ex.source in damaged_sources:
+                continue
+            if ex.index != next_index:  # an unreadable HAR entry before it shifted the numbering
+                ex = replace(ex, index=next_index)
+                found = [replace(f, flow_index=next_index) for f in found] if found is not None else None
+            audit.add(ex, found, err)
+            _info(state, infos, ex.source).flows += 1
+            next_index += 1
+    for src, n in skipped.items():
+        if _info(state, infos, src).flows == 0:
+            raise InputError(f"{src}: invalid HAR file: none of its {n} entries could be read")
     audit.warnings.extend(state.warnings)
     audit.phases = _phases_from_audit_dirs(paths)
     return audit.document([i.to_json() for i in state.inputs])

@@ -10,6 +10,7 @@ The document goes to stdout or ``-o``; a one-line summary goes to stderr.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ConfigError, InputError, PrivauditError
-from .fsutil import atomic_write
+from .fsutil import atomic_text_writer, atomic_write
 from .model import SEVERITIES
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_POLICY = 0, 1, 2, 3
@@ -37,6 +38,7 @@ def _common_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--canaries", metavar="FILE", help="YAML file with the tester's seeded test identity")
     p.add_argument("--rules", metavar="DIR", action="append", default=[], help="extra rules folder (repeatable)")
     p.add_argument("--geoip", metavar="FILE.mmdb", action="append", default=[], help="GeoIP/ASN MMDB (repeatable)")
+    p.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: one per CPU)")
     p.add_argument("--show-values", action="store_true", help="do not redact personal values (internal use only)")
     p.add_argument(
         "--own-domain",
@@ -139,6 +141,7 @@ def _analyze(args: argparse.Namespace) -> dict:
         own_domains=args.own_domain,
         nameserver=args.resolve,
         resolve_best_effort=args.resolve_best_effort,
+        jobs=args.jobs,
     )
     if args.home_country:
         doc["home_country"] = args.home_country
@@ -165,13 +168,17 @@ def _summary(doc: dict) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from .audit import dump_document
+
     doc = _analyze(args)
-    data = json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
     if args.output:
-        atomic_write(Path(args.output), data)
+        with atomic_text_writer(Path(args.output)) as f:
+            dump_document(doc, f)
     else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", write_through=False)
+        dump_document(doc, out)
+        out.flush()
+        out.detach()
     for w in doc["warnings"]:
         print(f"privaudit: warning: {w}", file=sys.stderr)
     print(_summary(doc), file=sys.stderr)
@@ -249,8 +256,11 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if result.flows_written == 0 and (not result.flows.exists() or result.flows.stat().st_size == 0):
         print(f"privaudit: no flows were captured; nothing to analyse (session facts in {result.meta})", file=sys.stderr)
         return EXIT_OK
+    from .audit import dump_document
+
     doc = analyze([out], canaries_path=args.canaries)
-    atomic_write(out / "findings.json", json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+    with atomic_text_writer(out / "findings.json") as f:
+        dump_document(doc, f)
     render_report(doc, "html", args.lang, out / "report.html")
     print(_summary(doc), file=sys.stderr)
     print(f"privaudit: audit written to {out}/ (flows.mitm, findings.json, report.html)", file=sys.stderr)

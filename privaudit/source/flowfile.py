@@ -1,35 +1,90 @@
-"""mitmproxy flow files (``.mitm``/``.flows``), every version mitmproxy can still read."""
+"""mitmproxy flow files (``.mitm``/``.flows``), every version mitmproxy can still read.
+
+A flow file is a sequence of tnetstrings, one per flow. We split the file into
+raw records ourselves (cheap: a length prefix and a slice) and decode each
+record the way :class:`mitmproxy.io.FlowReader` does (``tnetstring.loads``,
+``compat.migrate_flow``, ``Flow.from_state``), so that records can be decoded
+in worker processes, in parallel, and still in order.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from ..model import Exchange
 from .convert import flow_to_exchange
 
 
-def read_flowfile(path: Path, start_index: int, warnings: list[str]) -> Iterator[Exchange]:
-    from mitmproxy import exceptions, io
+class RecordError(ValueError):
+    """A record that is not a readable flow (damaged or truncated file)."""
 
-    n = 0
+
+def iter_records(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yields (byte offset, raw tnetstring) for each record of a flow file.
+
+    Raises :class:`RecordError` at the first damaged record (after yielding
+    every good one before it).
+    """
     with open(path, "rb") as f:
-        reader = io.FlowReader(f)
-        it = iter(reader.stream())
         while True:
-            try:
-                flow = next(it)
-            except StopIteration:
+            offset = f.tell()
+            head = f.read(13)
+            if not head:
                 return
-            except (exceptions.FlowReadException, ValueError, KeyError, TypeError) as e:
-                reason = str(e) or type(e).__name__
-                if n == 0:
-                    raise InputError(f"{path}: not a readable mitmproxy flow file: {reason}") from e
-                warnings.append(
-                    f"{path}: read {n} flows, then the file is damaged at byte {f.tell()} "
-                    f"({reason}); the rest of the file was skipped"
-                )
-                return
-            yield flow_to_exchange(flow, start_index + n, source=str(path))
+            digits, colon, rest = head.partition(b":")
+            if not colon or not digits.isdigit() or len(digits) > 12:
+                raise RecordError(f"no length prefix at byte {offset}")
+            n = int(digits)
+            need = n + 1 - len(rest)
+            body = rest + (f.read(need) if need > 0 else b"")
+            if len(body) < n + 1:
+                raise RecordError(f"record at byte {offset} is cut short ({len(body)} of {n + 1} bytes)")
+            if len(body) > n + 1:  # the 13-byte peek ran past a short record
+                f.seek(offset + len(digits) + 1 + n + 1)
+                body = body[: n + 1]
+            yield offset, digits + b":" + body
+
+
+def decode_record(raw: bytes) -> Any:
+    """A raw record -> a mitmproxy flow object (of any mitmproxy version's dump)."""
+    from mitmproxy import flow as mflow
+    from mitmproxy.io import compat, tnetstring
+
+    try:
+        loaded = tnetstring.loads(raw)
+        return mflow.Flow.from_state(compat.migrate_flow(loaded))
+    except Exception as e:  # mitmproxy raises ValueError/KeyError/TypeError on bad state
+        raise RecordError(f"{type(e).__name__}: {e}") from e
+
+
+def read_flowfile(path: Path, start_index: int, warnings: list[str]) -> Iterator[Exchange]:
+    n = 0
+    for _, raw in iter_flowfile_records(path, warnings):
+        try:
+            flow = decode_record(raw)
+        except RecordError as e:
+            damaged(path, n, str(e), warnings)
+            return
+        yield flow_to_exchange(flow, start_index + n, source=str(path))
+        n += 1
+
+
+def iter_flowfile_records(path: Path, warnings: list[str]) -> Iterator[tuple[int, bytes]]:
+    """Raw records, turning damage into the same warning/InputError as decoding does."""
+    n = 0
+    try:
+        for rec in iter_records(path):
+            yield rec
             n += 1
+    except RecordError as e:
+        damaged(path, n, str(e), warnings)
+
+
+def damaged(path: Path, n: int, reason: str, warnings: list[str]) -> None:
+    """Records damage after ``n`` good flows: a warning, or an InputError if none was good."""
+    if n == 0:
+        raise InputError(f"{path}: not a readable mitmproxy flow file: {reason}")
+    warnings.append(f"{path}: read {n} flows, then the file is damaged ({reason}); the rest of the file was skipped")

@@ -93,30 +93,41 @@ def _ws_messages(entry: dict) -> tuple[WsMessage, ...]:
     return tuple(out)
 
 
-def read_har(path: Path, start_index: int, warnings: list[str]) -> Iterator[Exchange]:
+class HarEntryError(ValueError):
+    """One HAR entry that cannot be read."""
+
+
+def entry_to_exchange(entry: dict, index: int, path: str) -> Exchange:
+    """One HAR entry -> Exchange; HarEntryError if the entry is not readable."""
     from mitmproxy.io.har import request_to_flow
 
+    try:
+        flow = request_to_flow(_fill_gaps(entry))
+    except Exception as e:  # mitmproxy's converter raises bare KeyError/ValueError
+        raise HarEntryError(f"{type(e).__name__}: {e}") from e
+    server_ip = entry.get("serverIPAddress") or None
+    if server_ip:
+        server_ip = str(server_ip).strip("[]")
+    ex = flow_to_exchange(flow, index, source=path, server_ip=server_ip)
+    ws = _ws_messages(entry)
+    if ws:
+        scheme = "wss" if urlsplit(ex.url).scheme in ("https", "wss") else "ws"
+        ex = _replace(ex, websocket=ws, scheme=scheme)
+    return ex
+
+
+def read_har(path: Path, start_index: int, warnings: list[str]) -> Iterator[Exchange]:
     entries = load_har(path)
     n = 0
-    skipped = 0
     for i, entry in enumerate(entries):
         try:
-            flow = request_to_flow(_fill_gaps(entry))
-        except Exception as e:  # mitmproxy's converter raises bare KeyError/ValueError
-            skipped += 1
-            warnings.append(f"{path}: HAR entry {i} skipped: {type(e).__name__}: {e}")
+            ex = entry_to_exchange(entry, start_index + n, str(path))
+        except HarEntryError as e:
+            warnings.append(f"{path}: HAR entry {i} skipped: {e}")
             continue
-        server_ip = entry.get("serverIPAddress") or None
-        if server_ip:
-            server_ip = str(server_ip).strip("[]")
-        ex = flow_to_exchange(flow, start_index + n, source=str(path), server_ip=server_ip)
-        ws = _ws_messages(entry)
-        if ws:
-            scheme = "wss" if urlsplit(ex.url).scheme in ("https", "wss") else "ws"
-            ex = _replace(ex, websocket=ws, scheme=scheme)
         yield ex
         n += 1
-    if skipped and n == 0:
+    if entries and n == 0:
         raise InputError(f"{path}: invalid HAR file: none of its {len(entries)} entries could be read")
 
 

@@ -1,0 +1,156 @@
+"""Reading and detection spread over processes, results kept in input order.
+
+The main process only splits inputs into items (a raw flow-file record, or a
+HAR entry) and batches them; worker processes decode each item into an
+Exchange and run the detector on it, returning the Exchange without its
+bodies (the audit needs only its facts) and its findings. Batches are
+consumed in submission order with a bounded number in flight, so memory stays
+flat whatever the capture size and the document is identical to a serial run.
+
+The same batch function runs in-process for small inputs and ``jobs=1``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .model import Exchange, Finding
+from .source import InputInfo, ReadState, file_sha256, open_inputs
+
+BATCH = 200
+#: Inputs smaller than this are analysed in-process: starting workers costs more.
+PARALLEL_MIN_BYTES = 4 << 20
+
+Item = tuple[int, str, str, Any]  # (provisional index, format, source path, raw record | HAR entry)
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def iter_items(paths: Sequence[str | os.PathLike], state: ReadState) -> Iterator[Item]:
+    """Every flow of every input as an undecoded item, in input order."""
+    from .source.flowfile import iter_flowfile_records
+    from .source.har import load_har
+
+    i = 0
+    for path, fmt in open_inputs(paths):
+        info = InputInfo(path=str(path), sha256=file_sha256(path), format=fmt)
+        state.inputs.append(info)
+        if fmt == "har":
+            for entry in load_har(path):
+                yield (i, fmt, str(path), entry)
+                i += 1
+        else:
+            for _, raw in iter_flowfile_records(path, state.warnings):
+                yield (i, fmt, str(path), raw)
+                i += 1
+
+
+def _slim(ex: Exchange) -> Exchange:
+    """The Exchange without bodies: what the audit keeps, cheap to send between processes."""
+    req = replace(ex.request, body=b"") if ex.request is not None else None
+    resp = replace(ex.response, body=b"") if ex.response is not None else None
+    ws = tuple(replace(m, content=b"") for m in ex.websocket)
+    return replace(ex, request=req, response=resp, websocket=ws)
+
+
+# Per-process detector: set by _init_worker in workers, or given directly in-process.
+_DETECTOR = None
+
+
+def _init_worker(rules_dirs: list[str], canaries_path: str | None, show_values: bool) -> None:
+    global _DETECTOR
+    from .detect import Detector, load_canaries, load_rules
+
+    rules = load_rules([Path(d) for d in rules_dirs])
+    canaries = load_canaries(Path(canaries_path)) if canaries_path else None
+    _DETECTOR = Detector(rules, canaries=canaries, show_values=show_values)
+
+
+def analyze_batch(batch: list[Item], detector=None, slim: bool = True) -> list[tuple]:
+    """Decodes and scans items. Returns, per item, one of:
+
+    ("ok", exchange, findings) | ("ok", exchange, None, error text) when detection failed |
+    ("skip", path, message) for an unreadable HAR entry |
+    ("damaged", path, message) for a damaged flow-file record (the batch stops there).
+    """
+    from .source.convert import flow_to_exchange
+    from .source.flowfile import RecordError, decode_record
+    from .source.har import HarEntryError, entry_to_exchange
+
+    det = detector if detector is not None else _DETECTOR
+    out: list[tuple] = []
+    for index, fmt, path, payload in batch:
+        try:
+            if fmt == "har":
+                ex = entry_to_exchange(payload, index, path)
+            else:
+                ex = flow_to_exchange(decode_record(payload), index, source=path)
+        except HarEntryError as e:
+            out.append(("skip", path, f"HAR entry {index} skipped: {e}"))
+            continue
+        except RecordError as e:
+            out.append(("damaged", path, str(e)))
+            break
+        try:
+            found: list[Finding] | None = det.scan(ex)
+            err = None
+        except Exception as e:  # one hostile flow must not end the audit
+            found, err = None, f"{type(e).__name__}: {e}"
+        out.append(("ok", _slim(ex) if slim else ex, found, err))
+    return out
+
+
+def _batches(items: Iterator[Item]) -> Iterator[list[Item]]:
+    batch: list[Item] = []
+    for it in items:
+        batch.append(it)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run_batches(
+    paths: Sequence[str | os.PathLike],
+    state: ReadState,
+    detector,
+    *,
+    jobs: int | None,
+    worker_args: tuple[list[str], str | None, bool],
+) -> Iterator[list[tuple]]:
+    """Yields each batch's results in input order, in-process or from a pool."""
+    jobs = default_jobs() if jobs is None else max(1, jobs)
+    total = sum(p.stat().st_size for p, _ in open_inputs(paths))
+    items = iter_items(paths, state)
+    if jobs == 1 or total < PARALLEL_MIN_BYTES:
+        for batch in _batches(items):
+            yield analyze_batch(batch, detector, slim=False)
+        return
+
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=worker_args) as pool:
+        pending: deque = deque()
+        try:
+            for batch in _batches(items):
+                pending.append(pool.submit(analyze_batch, batch))
+                if len(pending) >= 2 * jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()

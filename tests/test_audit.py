@@ -1,0 +1,102 @@
+"""The audit stage: the same document serially and in parallel, bounded memory, damage."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from privaudit import audit, parallel
+from privaudit.errors import InputError
+
+DATA = Path(__file__).parent / "data"
+EVALSET = DATA / "evalset" / "evalset.mitm"
+CANARIES = DATA / "evalset" / "canaries.yaml"
+CORPUS = DATA / "mitmproxy-testdata"
+
+
+def _stable(doc: dict) -> dict:
+    doc = dict(doc)
+    doc.pop("generated_at")
+    doc["findings"] = list(doc["findings"])
+    return doc
+
+
+@pytest.fixture
+def many_batches(monkeypatch):
+    """Force the process pool even for small inputs, with small batches."""
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "BATCH", 7)
+
+
+def test_parallel_document_equals_serial(many_batches):
+    serial = audit.analyze([EVALSET], canaries_path=CANARIES, jobs=1)
+    par = audit.analyze([EVALSET], canaries_path=CANARIES, jobs=2)
+    assert serial["flows_analyzed"] > 100 and len(serial["findings"]) > 100
+    assert _stable(par) == _stable(serial)
+
+
+def test_findings_spill_to_disk_and_stream_out_identically(monkeypatch):
+    small = audit.analyze([EVALSET], jobs=1)
+    monkeypatch.setattr(audit.FindingSpool.__init__, "__defaults__", (10,))
+    spilled = audit.analyze([EVALSET], jobs=1)
+    assert isinstance(spilled["findings"], audit.FindingSpool) and spilled["findings"].spilled > 0
+    a, b = io.StringIO(), io.StringIO()
+    audit.dump_document({**small, "generated_at": None}, a)
+    audit.dump_document({**spilled, "generated_at": None}, b)
+    assert a.getvalue() == b.getvalue()
+    assert json.loads(a.getvalue())["findings"] == small["findings"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_damaged_flow_file_keeps_the_flows_before_the_damage(tmp_path, many_batches, jobs):
+    data = EVALSET.read_bytes()
+    cut = tmp_path / "cut.mitm"
+    cut.write_bytes(data[: len(data) // 2])
+    doc = audit.analyze([cut, CORPUS / "har_files" / "chrome.har"], jobs=jobs)
+    assert any("damaged" in w and "cut.mitm" in w for w in doc["warnings"])
+    (cut_info, har_info) = doc["inputs"]
+    assert 0 < cut_info["flows"] < 1000 and har_info["flows"] == 3
+    assert doc["flows_analyzed"] == cut_info["flows"] + 3
+    assert max(f["flow_index"] for f in doc["findings"]) < doc["flows_analyzed"]
+
+
+def test_unreadable_har_entry_is_skipped_and_numbering_stays_dense(tmp_path, many_batches):
+    har = json.loads((CORPUS / "har_files" / "chrome.har").read_text())
+    har["log"]["entries"].insert(1, {"request": {"url": "x"}})  # no method: unreadable
+    p = tmp_path / "x.har"
+    p.write_text(json.dumps(har))
+    doc = audit.analyze([p, EVALSET], jobs=2)
+    assert doc["inputs"][0]["flows"] == 3
+    assert any("HAR entry 1 skipped" in w for w in doc["warnings"])
+    serial = audit.analyze([p, EVALSET], jobs=1)
+    assert _stable(doc) == _stable(serial)
+
+
+def test_har_with_no_readable_entry_is_an_input_error(tmp_path):
+    p = tmp_path / "x.har"
+    p.write_text(json.dumps({"log": {"entries": [{"request": {}}, {"request": {}}]}}))
+    with pytest.raises(InputError, match="none of its 2 entries"):
+        audit.analyze([p], jobs=1)
+
+
+def test_an_exception_in_detection_is_counted_not_fatal(monkeypatch):
+    from privaudit.detect import Detector
+
+    def boom(self, ex):
+        raise RuntimeError("hostile flow")
+
+    monkeypatch.setattr(Detector, "scan", boom)
+    doc = audit.analyze([CORPUS / "har_files" / "chrome.har"], jobs=1)
+    assert doc["flows_analyzed"] == 3 and doc["findings"] == []
+    assert doc["coverage"]["analysis_errors"] == 3
+    assert any("hostile flow" in w for w in doc["warnings"])
+
+
+def test_phases_from_an_audit_directory_reach_the_document(tmp_path):
+    (tmp_path / "flows.mitm").write_bytes((CORPUS / "dumpfile-7.mitm").read_bytes())
+    (tmp_path / "meta.json").write_text(json.dumps({"phases": [{"name": "consent given", "timestamp": "2025-01-01T00:00:00Z"}]}))
+    doc = audit.analyze([tmp_path], jobs=1)
+    assert doc["phases"] == [{"name": "consent given", "timestamp": "2025-01-01T00:00:00Z"}]

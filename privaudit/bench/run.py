@@ -1,0 +1,209 @@
+"""The benchmark: prints how fast ``analyze`` and ``report`` are on generated captures.
+
+``python -m privaudit.bench [--sizes 10000,100000] [--quick] [--keep DIR]``
+
+For each size it generates a capture with :mod:`privaudit.bench.generate`,
+then runs, each in a fresh subprocess (so start-up, imports and rule loading
+count, as they do for a user):
+
+- ``privaudit analyze CAPTURE -o doc.json`` without canaries and with a
+  10-value canary file: wall time, flows/s, MB/s of body bytes (request and
+  response bodies after content decoding, plus WebSocket payloads), and the
+  child's peak RSS (``os.wait4`` rusage, so every run is measured alone);
+- ``privaudit report doc.json -o report.html``: wall time, peak RSS, size.
+
+A one-flow ``analyze`` is timed first so the figures can be read with and
+without start-up cost. It prints figures; it does not judge them. ``--quick`` runs one small size
+(500 flows) so CI can check the command works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import generate as G
+
+#: Ten canary values (CONTRACT.md format) for the "with canaries" runs.
+TEN_CANARIES = """\
+email: [tester.one@example.org, tester.two@example.org]
+phone: "+82 10-1234-5678"
+name: ["Hong Gildong", "홍길동"]
+advertising_id: 38400000-8cf0-11bd-b23e-10b96e40000d
+device_id: ["f0e1d2c3b4a59687", "356938035643809"]
+location: {lat: 37.5665, lon: 126.9780}
+chat_content: "Find me a quiet cafe near Gwanghwamun that opens before 7"
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    returncode: int
+    stderr: str
+
+
+def run_child(cmd: list[str]) -> Run:
+    """Runs ``cmd`` and returns its wall time and its own peak RSS."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Read stderr while waiting so a chatty child cannot block on a full pipe.
+    err = proc.stderr.read() if proc.stderr else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    rss = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    return Run(seconds, rss, proc.returncode, err.decode("utf-8", "replace")[-2000:])
+
+
+def machine() -> str:
+    try:
+        from mitmproxy.version import VERSION as mitm
+    except Exception:  # pragma: no cover - mitmproxy is a dependency
+        mitm = "?"
+    from .. import __version__
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"machine: {cpu}; {cores} cores available; {platform.system()} {platform.release()}; "
+        f"python {platform.python_version()}; mitmproxy {mitm}; privaudit {__version__}"
+    )
+
+
+def startup_seconds(work: Path, seed: int = 7, out=print) -> float | None:
+    """Wall time of ``analyze`` on a one-flow capture: interpreter, imports, rule loading."""
+    cap = work / "bench-1.mitm"
+    G.write_capture(G.iter_flows(seed, 1), cap)
+    r = run_child([sys.executable, "-m", "privaudit", "analyze", str(cap), "-o", str(work / "doc-1.json")])
+    if r.returncode != 0:
+        out(f"startup: analyze FAILED (exit {r.returncode}): {r.stderr.strip()}")
+        return None
+    out(f"startup (analyze of 1 flow): {r.seconds:.2f}s, peak RSS {r.peak_rss_mb:.0f} MB")
+    return r.seconds
+
+
+def generator_digest() -> str:
+    """Identifies the generator's code, so a kept capture is reused only if it would be the same."""
+    import hashlib
+
+    from . import values
+
+    h = hashlib.sha256()
+    for mod in (G, values):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def bench_size(n: int, work: Path, seed: int = 7, out=print, startup: float | None = None) -> dict:
+    cap = work / f"bench-{n}.mitm"
+    meta = work / f"bench-{n}.json"
+    try:
+        # A capture kept by an earlier --keep run with the same seed is reused.
+        known = json.loads(meta.read_text(encoding="utf-8")) if cap.exists() else None
+    except (OSError, ValueError):
+        known = None
+    if known and known.get("seed") == seed and known.get("generator") == generator_digest():
+        body = known["body_bytes"]
+        out(f"[{n} flows] reusing {cap}")
+    else:
+        t0 = time.perf_counter()
+        body = 0
+
+        def counted():
+            nonlocal body
+            for g in G.iter_flows(seed, n):
+                body += g.body_bytes
+                yield g
+
+        G.write_capture(counted(), cap)
+        gen_s = time.perf_counter() - t0
+        meta.write_text(json.dumps({"seed": seed, "body_bytes": body, "generator": generator_digest()}), encoding="utf-8")
+        out(f"[{n} flows] generated in {gen_s:.1f}s")
+    size_mb = cap.stat().st_size / 1e6
+    out(f"[{n} flows] capture {size_mb:.1f} MB, body bytes {body / 1e6:.1f} MB")
+    canaries = work / "canaries-10.yaml"
+    canaries.write_text(TEN_CANARIES, encoding="utf-8")
+    py = sys.executable
+    figures: dict = {"flows": n, "capture_mb": size_mb, "body_mb": body / 1e6}
+    for label, extra in (("analyze", []), ("analyze+10 canaries", ["--canaries", str(canaries)])):
+        doc = work / f"doc-{n}-{len(extra)}.json"
+        r = run_child([py, "-m", "privaudit", "analyze", str(cap), *extra, "-o", str(doc)])
+        if r.returncode != 0:
+            out(f"[{n} flows] {label}: FAILED (exit {r.returncode}): {r.stderr.strip()}")
+            figures[label] = None
+            continue
+        net = ""
+        if startup is not None and r.seconds > startup:
+            net = f" (excluding {startup:.2f}s startup: {n / (r.seconds - startup):,.0f} flows/s)"
+        out(
+            f"[{n} flows] {label}: {r.seconds:.2f}s, {n / r.seconds:,.0f} flows/s, "
+            f"{body / 1e6 / r.seconds:.2f} MB/s body, peak RSS {r.peak_rss_mb:.0f} MB{net}"
+        )
+        figures[label] = {"seconds": r.seconds, "rss_mb": r.peak_rss_mb}
+    doc = work / f"doc-{n}-0.json"
+    if doc.exists():
+        html = work / f"report-{n}.html"
+        r = run_child([py, "-m", "privaudit", "report", str(doc), "--format", "html", "-o", str(html)])
+        if r.returncode != 0:
+            out(f"[{n} flows] report html: FAILED (exit {r.returncode}): {r.stderr.strip()}")
+        else:
+            kb = html.stat().st_size / 1024
+            out(f"[{n} flows] report html: {r.seconds:.2f}s, {kb:,.0f} KiB, peak RSS {r.peak_rss_mb:.0f} MB")
+            figures["report"] = {"seconds": r.seconds, "rss_mb": r.peak_rss_mb, "kib": kb}
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m privaudit.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="10000,100000", help="comma-separated flow counts (default 10000,100000)")
+    ap.add_argument("--quick", action="store_true", help="one small size (500 flows), for CI")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--keep", help="keep the generated captures and outputs in this folder")
+    args = ap.parse_args(argv)
+    try:
+        sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        ap.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
+    if any(n <= 0 for n in sizes):
+        ap.error("--sizes: flow counts must be positive")
+    print(machine(), flush=True)
+    if args.keep:
+        work = Path(args.keep)
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="privaudit-bench-"))
+    failed = False
+    say = lambda s: print(s, flush=True)  # noqa: E731
+    try:
+        startup = startup_seconds(work, args.seed, say)
+        for n in sizes:
+            figs = bench_size(n, work, args.seed, out=say, startup=startup)
+            failed |= figs.get("analyze") is None or "report" not in figs
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -83,8 +83,7 @@ def analyze_batch(batch: list[Item], detector=None, slim: bool = True) -> list[t
     ("skip", path, message) for an unreadable HAR entry |
     ("damaged", path, message) for a damaged flow-file record (the batch stops there).
     """
-    from .source.convert import flow_to_exchange
-    from .source.flowfile import RecordError, decode_record
+    from .source.flowfile import RecordError, record_to_exchange
     from .source.har import HarEntryError, entry_to_exchange
 
     det = detector if detector is not None else _DETECTOR
@@ -94,7 +93,7 @@ def analyze_batch(batch: list[Item], detector=None, slim: bool = True) -> list[t
             if fmt == "har":
                 ex = entry_to_exchange(payload, index, path)
             else:
-                ex = flow_to_exchange(decode_record(payload), index, source=path)
+                ex = record_to_exchange(payload, index, path)
         except HarEntryError as e:
             out.append(("skip", path, f"HAR entry {index} skipped: {e}"))
             continue

@@ -48,7 +48,11 @@ def _cert(server_conn: Any) -> CertInfo | None:
     certs = getattr(server_conn, "certificate_list", None) or []
     if not certs:
         return None
-    c = certs[0]
+    return cert_facts(certs[0])
+
+
+def cert_facts(c: Any) -> CertInfo | None:
+    """A mitmproxy ``Cert`` -> the facts privaudit keeps as evidence."""
 
     def first(pairs: list[tuple[str, str]], key: str) -> str | None:
         for k, v in pairs:

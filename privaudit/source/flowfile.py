@@ -60,15 +60,31 @@ def decode_record(raw: bytes) -> Any:
         raise RecordError(f"{type(e).__name__}: {e}") from e
 
 
+def record_to_exchange(raw: bytes, index: int, source: str) -> Exchange:
+    """A raw record -> Exchange: the fast road for current HTTP flows, else mitmproxy's.
+
+    RecordError if the record is not a readable flow.
+    """
+    from .fast import flow_state, http_exchange
+
+    try:
+        ex = http_exchange(flow_state(raw), index, source)
+    except ValueError:
+        ex = None
+    if ex is not None:
+        return ex
+    return flow_to_exchange(decode_record(raw), index, source=source)
+
+
 def read_flowfile(path: Path, start_index: int, warnings: list[str]) -> Iterator[Exchange]:
     n = 0
     for _, raw in iter_flowfile_records(path, warnings):
         try:
-            flow = decode_record(raw)
+            ex = record_to_exchange(raw, start_index + n, str(path))
         except RecordError as e:
             damaged(path, n, str(e), warnings)
             return
-        yield flow_to_exchange(flow, start_index + n, source=str(path))
+        yield ex
         n += 1
 
 

@@ -1,0 +1,55 @@
+"""The fast road from a flow-file record to an Exchange equals mitmproxy's road."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mitmproxy.io import tnetstring
+
+from privaudit.source.convert import flow_to_exchange
+from privaudit.source.fast import _WANTED, flow_state, http_exchange, tnet_loads
+from privaudit.source.flowfile import decode_record, iter_records
+
+DATA = Path(__file__).parent / "data"
+FILES = sorted(DATA.rglob("*.mitm"))
+
+
+def _records():
+    for path in FILES:
+        for i, (_, raw) in enumerate(iter_records(path)):
+            if "evalset" in str(path) and i % 5:
+                continue  # every fifth flow of the big sets is plenty
+            yield pytest.param(path, i, raw, id=f"{path.name}#{i}")
+
+
+@pytest.mark.parametrize("path,i,raw", list(_records()))
+def test_fast_road_equals_mitmproxys(path, i, raw):
+    full = tnetstring.loads(raw)
+    assert tnet_loads(raw) == full
+    assert flow_state(raw) == {k: v for k, v in full.items() if k in _WANTED}
+    fast = http_exchange(flow_state(raw), i, str(path))
+    slow = flow_to_exchange(decode_record(raw), i, source=str(path))
+    if fast is not None:  # None: not a current-version HTTP flow, mitmproxy's road is taken
+        assert fast == slow
+
+
+def test_fast_road_is_taken_for_current_http_flows():
+    raws = [raw for _, raw in iter_records(DATA / "evalset" / "evalset.mitm")]
+    taken = sum(http_exchange(flow_state(r), 0, "x") is not None for r in raws)
+    assert taken == len(raws)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"5:hello", b"5:hel,", b"3:abc?", b"x:abc,", b"0:~extra", b"4:nope!", b"2:ab#", b"12:1:a,1:b,1:c,}"],
+)
+def test_malformed_tnetstrings_are_value_errors(raw):
+    with pytest.raises(ValueError):
+        tnet_loads(raw)
+
+
+@pytest.mark.parametrize("raw", [b"5:hello", b"10:1:a,2:bc,}", b"8:1:a,9:b,}", b"1:a,"])
+def test_malformed_flow_records_are_value_errors(raw):
+    with pytest.raises(ValueError):
+        flow_state(raw)

@@ -4,10 +4,11 @@
 #   poppler-utils      pdftoppm/pdftotext, to turn PDF reports into PNG pages and text
 #   libpango-1.0-0 libpangoft2-1.0-0   WeasyPrint's text layout (PDF reports)
 #   fonts-noto-cjk     Korean and Chinese glyphs in PDF reports
-#   dnsmasq            a real DNS server on loopback for the DNS-evidence tests
+#   dnsmasq-base       a real DNS server on loopback for the DNS-evidence tests
+#   wrk                the HTTP load generator of the live-overhead benchmark
 # Needs root (or sudo). Does nothing for packages already installed.
 set -euo pipefail
-PKGS=(chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk dnsmasq-base)
+PKGS=(chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk dnsmasq-base wrk)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,6 +8,7 @@ in test_report_pdf.py, a real browser in test_report_browser.py.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import stat
@@ -60,8 +61,11 @@ def test_every_format_and_language_renders_a_private_file(doc, tmp_path, fmt, la
 
     assert out.is_file() and out.stat().st_size > 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == [out.name], "no temporary file left"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name, out.name + ".sha256"], "no temporary file left"
     data = out.read_bytes()
+    sidecar = (tmp_path / (out.name + ".sha256")).read_text(encoding="utf-8")
+    assert sidecar == f"{hashlib.sha256(data).hexdigest()}  {out.name}\n", "sha256sum -c format"
+    assert stat.S_IMODE((tmp_path / (out.name + ".sha256")).stat().st_mode) == 0o600
     if fmt == "pdf":
         assert data.startswith(b"%PDF-")
     elif fmt == "json":
@@ -189,7 +193,7 @@ def test_a_minimal_document_renders(tmp_path):
 
 
 def _leftovers(directory: Path, keep: str) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name != keep)
+    return sorted(p.name for p in directory.iterdir() if p.name not in (keep, keep + ".sha256"))
 
 
 @pytest.mark.parametrize("fmt", TEXT_FORMATS)

@@ -30,6 +30,13 @@ TEMPLATE_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "nav", "section", "footer",
     "h1", "h2", "h3", "h4", "p", "ol", "ul", "li", "a", "div", "span", "strong", "br",
     "table", "thead", "tbody", "tr", "th", "td", "code",
+    "figure", "figcaption", "svg", "title", "rect", "path", "text",
+}
+#: Every attribute the report template itself writes (SVG presentation attributes included).
+TEMPLATE_ATTRIBUTES = {
+    "lang", "charset", "http-equiv", "content", "name", "href", "class", "id", "role", "colspan",
+    "xmlns", "aria-label", "viewbox", "width", "height", "preserveaspectratio", "font-family", "font-size",
+    "font-weight", "x", "y", "rx", "fill", "stroke", "stroke-width", "stroke-opacity", "d",
 }
 
 
@@ -83,7 +90,7 @@ def test_no_element_or_attribute_comes_from_data(parsed):
     for tag, attrs in p.tags:
         assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
         assert "src" not in attrs and "srcdoc" not in attrs, (tag, attrs)
-        assert set(attrs) <= {"lang", "charset", "http-equiv", "content", "name", "href", "class", "id", "role"}, attrs
+        assert set(attrs) <= TEMPLATE_ATTRIBUTES, attrs
 
 
 def test_hostile_strings_are_shown_as_text(parsed):
@@ -152,7 +159,7 @@ def test_markdown_renders_to_plain_text_and_whole_tables(doc, lang):
     assert widths and all(len(w) == 1 for w in widths), widths
     html = parser.render(md)
     p = _parse(html)
-    assert {t for t, _ in p.tags} <= {"h1", "h2", "h3", "h4", "p", "ul", "li", "strong", "blockquote", "table",
+    assert {t for t, _ in p.tags} <= {"h1", "h2", "h3", "h4", "p", "ul", "ol", "li", "strong", "blockquote", "table",
                                       "thead", "tbody", "tr", "th", "td", "hr", "br", "em"}
     text = "".join(p.text)
     assert SCRIPT in text and IMG in text and "[link](http://evil.example/)" in text
@@ -220,3 +227,28 @@ def test_md_escape(raw, escaped):
 )
 def test_css_string(raw, css):
     assert css_string(raw) == css
+
+
+def test_new_sections_show_hostile_values_as_text(parsed):
+    """Auditor fields, TLS failures, TLS versions, phase names, the capture
+    environment and party reasons come from the document too."""
+    _, p = parsed
+    text = "".join(p.text)
+    for hostile in (f"Kim {SCRIPT}", f"{IMG} Lab", f"pin{SCRIPT}.example", f"{IMG}{TEMPLATE}",
+                    f"TLSv9{SCRIPT}", f"background {SCRIPT}", f"regular{SCRIPT}", f"third party {SCRIPT}{IMG}"):
+        assert hostile in text, hostile
+
+
+def test_the_svg_takes_only_numbers_and_colours_from_python(parsed):
+    _, p = parsed
+    svg = [(t, a) for t, a in p.tags if t in ("svg", "rect", "path", "text")]
+    assert [t for t, _ in svg].count("svg") == 1
+    for tag, attrs in svg:
+        for name in ("x", "y", "width", "height", "rx", "font-size", "stroke-width"):
+            if name in attrs and tag != "svg":
+                assert re.fullmatch(r"[0-9.]+", attrs[name]), (tag, name, attrs[name])
+        for name in ("fill", "stroke"):
+            if name in attrs:
+                assert re.fullmatch(r"#[0-9a-f]{6}|none", attrs[name]), (tag, name, attrs[name])
+        if "d" in attrs:
+            assert re.fullmatch(r"[MC0-9, -]+", attrs["d"]), attrs["d"]

@@ -12,7 +12,7 @@ from privaudit import resources
 from privaudit.errors import ConfigError
 from privaudit.model import CATEGORIES, SEVERITIES
 from privaudit.report.i18n import LANGS, Translator, country_names, flatten, messages
-from privaudit.report.viewmodel import RATINGS
+from privaudit.report.viewmodel import AUDITOR_FIELDS, RATINGS
 
 TEMPLATES = sorted(resources.templates_dir().glob("*.j2"))
 KEY_IN_TEMPLATE = re.compile(r"""\bt\(\s*["']([a-z_.]*[a-z_])["']""")
@@ -56,6 +56,12 @@ def test_dynamic_key_families_are_complete():
         "rating.": RATINGS, "rating_text.": RATINGS, "severity.": SEVERITIES,
         "confidence.": ("high", "medium", "low"), "side.": ("request", "response"),
         "kind.": ("http", "tcp", "udp", "dns", "other"),
+        "question.": ("data", "sources", "purposes", "basis", "storage", "recipients", "security"),
+        "status.": ("observed", "partial", "not_observable"),
+        "party.": ("first", "third"),
+        "auditor.": AUDITOR_FIELDS,
+        "timeline_source.": ("capture", "first_flow"),
+        "timeline_boundary.": ("consent", "first_action"),
     }
     assert families <= set(expected), families - set(expected)
     for lang in LANGS:
@@ -128,3 +134,16 @@ def test_templates_hold_no_words_of_their_own(template):
     text = re.sub(r"<style>.*?</style>|<!DOCTYPE html>|<[^>]*>", " ", text, flags=re.S)
     words = set(re.findall(r"[^\W\d_]{2,}", text)) - {"AS"}  # "AS" prefixes an AS number
     assert words == set(), words
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (["Intercom, Inc."], "Other: Intercom, Inc."),
+        (["Intercom, Inc", "B Co."], "Other: Intercom, Inc, B Co."),
+        (["ACME"], "Other: ACME."),
+        ([], "Other: ."),
+    ],
+)
+def test_a_value_ending_a_sentence_gets_one_full_stop(value, expected):
+    assert Translator("en")("answer.source_other", categories=value) == expected

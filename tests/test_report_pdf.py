@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -97,14 +98,55 @@ def test_hostile_values_are_text_in_the_pdf(pdfs):
     text = " ".join(_pages(pdfs[("en", True)]))
     assert "<script>alert(1)</script>" in text
     assert "{{7*7}}" in text
+    assert "Kim <script>alert(1)</script>" in text, "auditor fields"
+    assert "pin<script>alert(1)</script>.example" in text, "TLS failures"
+
+
+def test_chinese_text_renders(pdfs):
+    for key in (("en", True), ("ko", True)):
+        text = " ".join(_pages(pdfs[key]))
+        assert "宁波幻方量化投资管理合伙企业" in text
+
+
+SECTIONS = {
+    "en": ["Executive summary", "The regulators' questions", "Cross-border transfers", "Recipients and third parties",
+           "Transmission security", "Evidence appendix", "Method, coverage and chain of custody"],
+    "ko": ["요약", "규제기관의 질문", "개인정보의 국외 이전", "수신자 및 제3자", "전송 보안", "증거 부록",
+           "방법, 분석 범위 및 증거 보관 연속성"],
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_table_of_contents_points_at_the_right_pages(pdfs, lang):
+    """The contents list each section with the page it starts on (CSS
+    target-counter), and every page after the cover carries its section in the
+    running header (string-set)."""
+    pages = _pages(pdfs[(lang, True)])
+    toc = pages[0]
+    for number, title in enumerate(SECTIONS[lang], start=1):
+        match = re.search(re.escape(f"{number}. {title}") + r"\s*\.*\s*(\d+)", toc)
+        assert match, (title, toc)
+        page = int(match.group(1))
+        assert f"{number}. {title}" in pages[page - 1], (title, page)
+        # The running header names the section on the page it starts.
+        header = pages[page - 1][:200]
+        assert f"{number}. {title}" in header, (title, header)
+
+
+def test_the_sections_appear_in_order(pdfs):
+    text = " ".join(_pages(pdfs[("en", True)]))
+    positions = [text.find(f"{n}. {title}", text.find("Contents") + 1500) for n, title in
+                 enumerate(SECTIONS["en"], start=1)]
+    assert -1 not in positions and positions == sorted(positions)
 
 
 def test_pages_render_to_images(pdfs, tmp_path):
-    subprocess.run(["pdftoppm", "-r", "50", "-png", "-f", "1", "-l", "1", str(pdfs[("ko", True)]),
-                    str(tmp_path / "page")], check=True)
-    (png,) = tmp_path.glob("page*.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert png.stat().st_size > 10_000
+    subprocess.run(["pdftoppm", "-r", "40", "-png", str(pdfs[("ko", True)]), str(tmp_path / "page")], check=True)
+    pngs = sorted(tmp_path.glob("page*.png"))
+    assert len(pngs) == len(_pages(pdfs[("ko", True)]))
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.stat().st_size > 8_000, png.name
 
 
 def test_pdf_file_is_private(pdfs):

@@ -106,14 +106,17 @@ def test_endpoints_most_serious_first_with_their_facts(doc):
     assert not next(e for e in view.endpoints if e.host == "update.example.com").demo_address
 
 
-def test_main_body_and_appendix_are_bounded(doc):
-    view = build_view(doc, "en", main_limit=3, appendix_limit=4)
+def test_the_appendix_is_bounded_per_endpoint_and_in_total(doc):
+    view = build_view(doc, "en", appendix_limit=4)
     ds = next(e for e in view.endpoints if e.host == "chat.deepseek.com")
-    assert (len(ds.findings), len(ds.appendix), ds.omitted) == (3, 4, 2)
-    assert ds in view.appendix_endpoints
+    assert (len(ds.findings), ds.omitted) == (4, 5)
     api = next(e for e in view.endpoints if e.host == "api-iam.intercom.io")
-    assert (len(api.findings), len(api.appendix), api.omitted) == (3, 0, 0)
-    assert api not in view.appendix_endpoints
+    assert (len(api.findings), api.omitted) == (3, 0)
+    assert view.appendix_shown + view.appendix_omitted == view.figures.findings
+
+    view = build_view(doc, "en", appendix_total=10)
+    assert view.appendix_shown == 10 and view.appendix_omitted == view.figures.findings - 10
+    assert sum(len(e.findings) for e in view.appendix_endpoints) == 10
 
 
 def test_figures_and_coverage(doc):
@@ -132,7 +135,7 @@ def test_figures_and_coverage(doc):
     m = view.method
     assert m.rules_digest == doc["tool"]["rules_digest"]
     assert [i.sha256 for i in m.inputs] == [i["sha256"] for i in doc["inputs"]]
-    assert m.phases == [("login", "2026-11-20T09:10:00Z"), ("chat", "2026-11-20T09:12:00Z")]
+    assert m.phases[:2] == [("login", "2026-11-20T09:10:00Z"), ("chat", "2026-11-20T09:12:00Z")]
 
 
 def test_a_finding_for_an_unlisted_host_still_gets_an_endpoint():
@@ -188,3 +191,155 @@ def test_long_host_lists_are_counted_not_listed():
     assert reason.params["host_count"] == len(hosts)
     assert reason.params["hosts"][-1] == "외 5곳" and len(reason.params["hosts"]) == MAX_NAMED_HOSTS + 1
     assert view.countries[0].hosts[-1] == "외 5곳"
+
+
+# ---------------------------------------------------------------------------
+# The regulator-facing sections
+
+from privaudit.report import custody  # noqa: E402
+from privaudit.report.flowmap import MAX_NODES  # noqa: E402
+from privaudit.report.timeline import boundary, parse_time  # noqa: E402
+
+
+def _t(s):
+    return parse_time(s)
+
+
+@pytest.mark.parametrize(
+    ("phases", "expected"),
+    [
+        pytest.param([("start-up", "2026-01-01T00:00:00Z"), ("Consent dialog", "2026-01-01T00:00:05Z"),
+                      ("login", "2026-01-01T00:00:09Z")], ("consent", "Consent dialog"), id="consent-wins"),
+        pytest.param([("앱 시작", "2026-01-01T00:00:00Z"), ("개인정보 동의", "2026-01-01T00:00:05Z")],
+                     ("consent", "개인정보 동의"), id="korean-consent"),
+        pytest.param([("start-up", "2026-01-01T00:00:00Z"), ("login", "2026-01-01T00:00:09Z"),
+                      ("chat", "2026-01-01T00:00:20Z")], ("first_action", "login"), id="second-phase"),
+        pytest.param([("chat", "2026-01-01T00:00:20Z"), ("start-up", "2026-01-01T00:00:00Z"),
+                      ("login", "2026-01-01T00:00:09Z")], ("first_action", "login"), id="in-time-order"),
+        pytest.param([("start-up", "2026-01-01T00:00:00Z")], None, id="one-phase"),
+        pytest.param([("start-up", "2026-01-01T00:00:00Z"), ("login", "not a time")], None, id="undated"),
+        pytest.param([], None, id="none"),
+    ],
+)
+def test_the_before_the_user_acted_boundary(phases, expected):
+    b = boundary((n, _t(ts)) for n, ts in phases)
+    assert (None if b is None else (b.kind, b.name)) == expected
+
+
+def _timed_doc(phases):
+    return {
+        "schema_version": 1,
+        "capture": {"start": "2026-01-01T00:00:00Z"},
+        "phases": [{"name": n, "timestamp": ts} for n, ts in phases],
+        "findings": [
+            _finding("a.example", "device_id") | {"timestamp": "2026-01-01T00:00:01.500Z"},
+            _finding("a.example", "device_id") | {"timestamp": "2026-01-01T00:00:00.250Z"},
+            _finding("b.example", "email") | {"timestamp": "2026-01-01T00:01:10Z"},
+            _finding("b.example", "chat_content", tls=False) | {"timestamp": None},
+        ],
+        "endpoints": [{"host": "a.example", "jurisdictions": ["CN"], "party": "third",
+                       "operator": {"name": "A Co", "country": "CN"}},
+                      {"host": "b.example", "jurisdictions": ["KR"], "party": "first",
+                       "operator": {"name": "B Co", "country": "KR"}}],
+    }
+
+
+def test_timeline_marks_what_went_before_consent():
+    doc = _timed_doc([("start-up", "2026-01-01T00:00:00Z"), ("consent", "2026-01-01T00:00:30Z")])
+    view = build_view(doc, "en", home_country="KR")
+    tl = view.timeline
+    assert (tl.boundary_kind, tl.boundary_name, tl.boundary_offset) == ("consent", "consent", "+30.0 s")
+    sends = [(r.name, r.category, r.offset, r.before) for r in tl.rows if r.kind == "send"]
+    assert sends == [("a.example", "Device identifier", "+0.25 s", True),
+                     ("b.example", "E-mail address", "+1 min 10 s", False)]
+    assert [r.name for r in tl.rows if r.kind == "phase" and r.boundary] == ["consent"]
+    assert tl.undated == 1 and tl.before_categories == ["Device identifier"]
+    basis = next(q for q in view.questions if q.id == "basis")
+    assert basis.status == "not_observable"
+    assert [line.key for line in basis.lines] == ["answer.basis_not_observable", "answer.basis_before_consent"]
+    top = view.top_findings
+    assert top[0].key == "top.cleartext" and top[0].level == "critical", "cleartext chat content first"
+    assert any(r.key == "top.sent_before" and r.params["phase"] == "consent" for r in top)
+
+
+def test_timeline_without_phases_does_not_judge():
+    view = build_view(_timed_doc([]), "en")
+    assert view.timeline.boundary_kind == "" and not any(r.before for r in view.timeline.rows)
+    basis = next(q for q in view.questions if q.id == "basis")
+    assert basis.lines[-1].key == "answer.basis_no_consent_phase"
+
+
+def test_the_questions_answer_from_the_sample(doc):
+    view = build_view(doc, "en", home_country="KR")
+    qs = {q.id: q for q in view.questions}
+    assert list(qs) == ["data", "sources", "purposes", "basis", "storage", "recipients", "security"]
+    assert {q.status for q in qs.values()} == {"observed", "partial", "not_observable"}
+    assert qs["purposes"].status == "not_observable"
+    storage = [line.key for line in qs["storage"].lines]
+    assert "answer.china_yes" in storage and "answer.storage_limits" in storage
+    sources = {line.key for line in qs["sources"].lines}
+    assert {"answer.source_user", "answer.source_device", "answer.source_limits"} <= sources
+    security = [line.key for line in qs["security"].lines]
+    assert security == ["answer.security_cleartext", "answer.security_pinning"]
+    recipients = {line.key: line.params for line in qs["recipients"].lines}
+    assert recipients["answer.recipients_first"]["recipients"] == ["Hangzhou DeepSeek Artificial Intelligence Basic Technology Research Co., Ltd."]
+
+
+def test_transfers_carry_the_legal_notes(doc):
+    view = build_view(doc, "en", home_country="KR")
+    codes = [c.code for c in view.transfers.countries]
+    assert "KR" not in codes and codes[0] == "CN"
+    cn = view.transfers.countries[0]
+    assert cn.state_access and cn.notes and cn.notes[0].id == "CN"
+    assert any("National Intelligence Law" in law.name for law in cn.notes[0].laws)
+    assert all(law.link.startswith("https://") for law in cn.notes[0].laws)
+    assert view.transfers.home_note.id == "KR"
+    # Without a home country every country is foreign, and there is no home note.
+    view = build_view(doc, "en")
+    assert view.transfers.home_note is None and "KR" not in [c.code for c in view.transfers.countries]
+
+
+def test_recipients_are_grouped_by_operator_third_parties_first(doc):
+    view = build_view(doc, "en", home_country="KR")
+    parties = [r.party for r in view.recipients]
+    assert parties == sorted(parties, key=["third", "", "first"].index)
+    (first,) = view.recipients_of("first")
+    assert first.name.startswith("Hangzhou DeepSeek") and first.hosts[0][1] == "chat.deepseek.com"
+    volc = next(r for r in view.recipients if r.hosts[0][1] == "gator.volces.com")
+    assert volc.party == "third" and volc.categories and volc.first_received
+    assert all(c.offset.startswith("+") for c in volc.categories)
+
+
+def test_transmission_and_blind_spots(doc):
+    view = build_view(doc, "en", home_country="KR")
+    tr = view.transmission
+    assert tr.versions_recorded and ("TLSv1.3", "9") in tr.versions
+    assert [h for h, _ in tr.tls_failures][0] == "pinned.deepseek.com"
+    keys = [b.key for b in view.blind_spots]
+    assert keys[0] == "blind.tls_failures" and view.blind_spots[0].params == {"n": 2}
+    assert {"blind.tcp", "blind.udp", "blind.dns", "blind.quic", "blind.opaque", "blind.errors"} <= set(keys)
+
+
+def test_custody_hashes_the_canonical_document(doc):
+    view = build_view(doc, "en", report_name="r.html", rendered_at="2026-11-28T00:00:00Z")
+    c = view.custody
+    assert c.document_sha256 == custody.document_sha256(doc)
+    reordered = json.loads(json.dumps(doc, sort_keys=True, indent=4))
+    assert custody.document_sha256(reordered) == c.document_sha256, "key order and whitespace do not count"
+    assert c.sidecar == "r.html.sha256" and c.rendered_at == "2026-11-28T00:00:00Z"
+    assert [k for k, _ in c.auditor] == ["name", "organisation", "case_ref", "device", "app", "app_version"]
+    assert dict(c.auditor)["app"] == "", "missing fields are blanks to fill in"
+    assert ("mitmproxy", "11.0.2") in c.doc_environment
+
+
+def test_the_flowmap_is_bounded():
+    hosts = [f"h{i:02d}.example" for i in range(MAX_NODES + 6)]
+    doc = {"schema_version": 1,
+           "findings": [_finding(h, "email") for h in hosts],
+           "endpoints": [{"host": h, "jurisdictions": ["CN"], "operator": {"name": f"Op {h}", "country": "CN"}}
+                         for h in hosts]}
+    fm = build_view(doc, "en", home_country="KR").flowmap
+    middle = [n for n in fm.nodes if n.id.startswith("c1")]
+    assert len(middle) == MAX_NODES and middle[-1].label == "and 7 more"
+    assert not fm.empty and fm.height > 0
+    assert build_view({"schema_version": 1}, "en").flowmap.empty

@@ -19,11 +19,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from privaudit import resources
 from privaudit.errors import ConfigError
 from privaudit.fsutil import atomic_write
-from privaudit.report import escape
+from privaudit.report import custody, escape
 from privaudit.report.i18n import LANGS, Translator
 from privaudit.report.viewmodel import build_view, check_document
 
-__all__ = ["FORMATS", "LANGS", "render_report", "render_bytes"]
+__all__ = ["FORMATS", "LANGS", "render_report", "render_bytes", "sidecar_path"]
 
 FORMATS: tuple[str, ...] = ("html", "json", "md", "pdf")
 
@@ -61,8 +61,10 @@ def _environment(fmt: str) -> Environment:
     return env
 
 
-def _render_template(doc: Mapping, fmt: str, lang: str, show_values: bool, home_country: str | None) -> str:
-    view = build_view(doc, lang, show_values=show_values, home_country=home_country)
+def _render_template(doc: Mapping, fmt: str, lang: str, show_values: bool, home_country: str | None,
+                     report_name: str) -> str:
+    view = build_view(doc, lang, show_values=show_values, home_country=home_country, fmt=fmt,
+                      report_name=report_name, rendered_at=custody.rendered_at())
     env = _environment(fmt)
     template = env.get_template("report.md.j2" if fmt == "md" else "report.html.j2")
     return template.render(view=view, t=Translator(lang))
@@ -102,8 +104,10 @@ def render_bytes(
     show_values: bool = False,
     *,
     home_country: str | None = None,
+    report_name: str = "",
 ) -> bytes:
-    """The report as bytes, without writing anything."""
+    """The report as bytes, without writing anything; ``report_name`` is the
+    file name the chain-of-custody block refers to (its ``.sha256`` file)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if lang not in LANGS:
@@ -113,24 +117,32 @@ def render_bytes(
         # The document itself, in its own key order.
         return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     weasyprint = _weasyprint() if fmt == "pdf" else None  # fail before the work
-    text = _render_template(doc, fmt, lang, show_values, home_country)
+    text = _render_template(doc, fmt, lang, show_values, home_country, report_name)
     if weasyprint is not None:
         # The PDF is the HTML report laid out for print (@page rules in its CSS).
         return weasyprint.HTML(string=text, base_url=None, url_fetcher=_refusing_fetcher()).write_pdf()
     return text.encode("utf-8")
 
 
+def sidecar_path(out: Path) -> Path:
+    """Where the report's detached SHA-256 goes: ``<report>.sha256``."""
+    out = Path(out)
+    return out.with_name(out.name + ".sha256")
+
+
 def write_report(out: Path, data: bytes) -> None:
     """Write ``data`` to ``out`` with mode 0600, all or nothing
-    (:func:`privaudit.fsutil.atomic_write`); a path that cannot be written is
-    the user's to fix, so it is a :class:`ConfigError` naming it."""
+    (:func:`privaudit.fsutil.atomic_write`), then its SHA-256 to
+    ``<out>.sha256`` (:mod:`privaudit.report.custody`); a path that cannot be
+    written is the user's to fix, so it is a :class:`ConfigError` naming it."""
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"{out}: is a directory; give a file name for the report")
-    try:
-        atomic_write(out, data)
-    except OSError as exc:
-        raise ConfigError(f"{out}: cannot write the report: {exc.strerror or exc}") from exc
+    for path, content in ((out, data), (sidecar_path(out), custody.sidecar_text(out.name, data))):
+        try:
+            atomic_write(path, content)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot write the report: {exc.strerror or exc}") from exc
 
 
 def render_report(
@@ -153,7 +165,8 @@ def render_report(
     Raises :class:`~privaudit.errors.ConfigError` for an unknown format or
     language, a missing PDF renderer or an unwritable ``out``, and
     :class:`~privaudit.errors.InputError` for a document this version cannot
-    read. Nothing is written unless the whole report rendered.
+    read. Nothing is written unless the whole report rendered. The report's
+    SHA-256 is written beside it as ``<out>.sha256`` (``sha256sum -c``).
     """
-    data = render_bytes(doc, fmt, lang, show_values, home_country=home_country)
+    data = render_bytes(doc, fmt, lang, show_values, home_country=home_country, report_name=Path(out).name)
     write_report(Path(out), data)

@@ -92,6 +92,10 @@ class Translator:
             name: sep.join(map(str, v)) if isinstance(v, (list, tuple)) else v
             for name, v in params.items()
         }
+        for name, v in values.items():
+            # "…Intercom, Inc." at the end of a sentence: one full stop, not two.
+            if isinstance(v, str) and v.endswith(".") and "{" + name + "}." in text:
+                text = text.replace("{" + name + "}.", "{" + name + "}")
         return text.format(**values)
 
     def has(self, key: str) -> bool:

@@ -17,15 +17,21 @@ from dataclasses import dataclass, field
 
 from privaudit.errors import InputError
 from privaudit.model import CATEGORIES, SEVERITIES
+from privaudit.jurisdiction.legal import notes_for
+from privaudit.report import custody as custody_mod
+from privaudit.report.flowmap import FlowMap, build_flowmap
 from privaudit.report.i18n import Translator
+from privaudit.report.timeline import MAX_EVENTS, Boundary, boundary, first_sends, offset_seconds, parse_time
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 
-#: Findings shown per endpoint in the main body; the rest go to the appendix.
-MAIN_FINDINGS_PER_ENDPOINT = 15
-#: Findings per endpoint in the appendix; beyond that the report says how many
-#: were left out and points to the findings JSON.
-APPENDIX_FINDINGS_PER_ENDPOINT = 200
+#: Findings per endpoint in the evidence appendix; beyond that the report says
+#: how many were left out and points to the findings JSON.
+APPENDIX_FINDINGS_PER_ENDPOINT = 100
+#: Findings in the whole appendix (keeps a report of a long capture printable).
+APPENDIX_FINDINGS_TOTAL = 1000
+#: Top findings told in plain words in the executive summary.
+TOP_FINDINGS = 6
 #: Warnings listed in the coverage section.
 MAX_WARNINGS = 100
 #: Longest untrusted value shown in full; longer ones are cut with an ellipsis.
@@ -166,8 +172,13 @@ class EndpointView:
     request_findings: int
     severity_counts: list[tuple[str, int]]
     findings: list[FindingView]
-    appendix: list[FindingView]
+    """The endpoint's findings shown in the evidence appendix, most severe first."""
     omitted: int
+    """Findings of this endpoint left out of the appendix (they are in the JSON)."""
+    party: str
+    """"first", "third" or "" (not classified)."""
+    party_reason: str
+    tls_versions: list[str]
 
 
 @dataclass(frozen=True)
@@ -259,6 +270,161 @@ class Method:
 
 
 @dataclass(frozen=True)
+class Line:
+    """One sentence: an i18n key and its (already translated) parameters."""
+
+    key: str
+    params: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Question:
+    """A regulator's question and what the capture answers."""
+
+    id: str
+    status: str
+    """"observed", "partial" or "not_observable"."""
+    lines: list[Line]
+
+
+@dataclass(frozen=True)
+class LawView:
+    name: str
+    articles: str
+    effect: str
+    link: str
+
+
+@dataclass(frozen=True)
+class LegalNoteView:
+    id: str
+    regime: str
+    summary: str
+    transfers: str
+    government_access: str
+    laws: list[LawView]
+
+
+@dataclass(frozen=True)
+class TransferView:
+    code: str
+    label: str
+    state_access: bool
+    roles: list[str]
+    hosts: list[str]
+    recipients: list[str]
+    categories: list[str]
+    findings: int
+    first_sent: str
+    notes: list[LegalNoteView]
+
+
+@dataclass(frozen=True)
+class Transfers:
+    countries: list[TransferView]
+    home_note: LegalNoteView | None
+    """The user's own country's rules for sending data abroad."""
+    no_data_countries: list[str]
+    """Foreign countries contacted without personal data being found."""
+
+
+@dataclass(frozen=True)
+class ReceivedCategory:
+    label: str
+    offset: str
+    time: str
+    findings: int
+
+
+@dataclass(frozen=True)
+class RecipientView:
+    party: str
+    name: str
+    known: bool
+    country: str
+    parent: str
+    parent_country: str
+    source: str
+    hosts: list[tuple[str, str]]
+    """(anchor, host)."""
+    countries: list[str]
+    categories: list[ReceivedCategory]
+    first_received: str
+    first_offset: str
+    findings: int
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    kind: str
+    """"phase" or "send"."""
+    offset: str
+    time: str
+    name: str
+    """The phase name, or the host."""
+    category: str
+    tls: bool | None
+    before: bool
+    """Sent before the boundary (see privaudit.report.timeline)."""
+    boundary: bool
+    """This phase is the boundary."""
+
+
+@dataclass(frozen=True)
+class Timeline:
+    start: str
+    start_source: str
+    """"capture" (the capture's start) or "first_flow" (no start recorded)."""
+    rows: list[TimelineRow]
+    omitted: int
+    boundary_kind: str
+    """"consent", "first_action" or "" (no boundary)."""
+    boundary_name: str
+    boundary_offset: str
+    before_categories: list[str]
+    before_hosts: list[str]
+    undated: int
+
+
+@dataclass(frozen=True)
+class TlsRow:
+    anchor: str
+    host: str
+    tls: bool | None
+    versions: list[str]
+    cleartext_categories: list[str]
+    flow_count: str
+
+
+@dataclass(frozen=True)
+class Transmission:
+    rows: list[TlsRow]
+    versions: list[tuple[str, str]]
+    """TLS versions over the capture (version, flows), when recorded."""
+    versions_recorded: bool
+    tls_failures: list[tuple[str, str]]
+    tls_failures_omitted: int
+
+
+@dataclass(frozen=True)
+class Custody:
+    document_sha256: str
+    inputs: list[InputView]
+    generated_at: str
+    rendered_at: str
+    report_name: str
+    environment: list[tuple[str, str]]
+    doc_environment: list[tuple[str, str]]
+    auditor: list[tuple[str, str]]
+    """(field, value); value "" leaves a blank to fill in."""
+
+    @property
+    def sidecar(self) -> str:
+        """The detached hash file's name."""
+        return f"{self.report_name or '<report>'}.sha256"
+
+
+@dataclass(frozen=True)
 class ReportView:
     lang: str
     demo: bool
@@ -274,9 +440,29 @@ class ReportView:
     cleartext: list[CleartextView]
     coverage: Coverage
     method: Method
+    top_findings: list[Reason] = field(default_factory=list)
+    flowmap: FlowMap | None = None
+    questions: list[Question] = field(default_factory=list)
+    transfers: Transfers | None = None
+    recipients: list[RecipientView] = field(default_factory=list)
+    transmission: Transmission | None = None
+    timeline: Timeline | None = None
+    blind_spots: list[Line] = field(default_factory=list)
+    custody: Custody | None = None
     appendix_endpoints: list[EndpointView] = field(default_factory=list)
-    main_limit: int = MAIN_FINDINGS_PER_ENDPOINT
     appendix_limit: int = APPENDIX_FINDINGS_PER_ENDPOINT
+    appendix_total: int = APPENDIX_FINDINGS_TOTAL
+    appendix_shown: int = 0
+    appendix_omitted: int = 0
+
+    @property
+    def flow_lines(self) -> list[tuple[list[str], str, list[str]]]:
+        """The data-flow picture as text: (categories, recipient, countries)."""
+        return [([c.label for c in r.categories], r.name, r.countries) for r in self.recipients if r.categories]
+
+    def recipients_of(self, party: str) -> list[RecipientView]:
+        """Recipients of one party kind: "first", "third" or "" (unclassified)."""
+        return [r for r in self.recipients if r.party == party]
 
 
 # --------------------------------------------------------------------------
@@ -436,31 +622,96 @@ def _operator_view(op: object, t: Translator) -> OperatorView | None:
     )
 
 
+#: Where each category comes from, as far as traffic can tell: what the user
+#: typed or gave, what the app read from the device, what it recorded of the
+#: user's behaviour. A project's own categories go to "other".
+SOURCES: dict[str, str] = {
+    "email": "user", "phone": "user", "name": "user", "national_id": "user", "payment_card": "user",
+    "credentials": "user", "chat_content": "user",
+    "location": "device", "advertising_id": "device", "device_id": "device", "device_info": "device",
+    "network_info": "device", "installed_apps": "device", "contacts": "device",
+    "behavioral": "behaviour",
+}
+SOURCE_ORDER = ("user", "device", "behaviour", "other")
+AUDITOR_FIELDS = ("name", "organisation", "case_ref", "device", "app", "app_version")
+MAX_TLS_FAILURES = 100
+
+
+def format_offset(seconds: float | None, t: Translator) -> str:
+    """"+1.2 s", "+3 min 05 s", "+1 h 02 min" (words from the translations)."""
+    if seconds is None:
+        return ""
+    sign = "−" if seconds < 0 else "+"
+    s = abs(seconds)
+    if s < 10:
+        return sign + t("time.seconds", s=f"{s:.2f}")
+    if s < 60:
+        return sign + t("time.seconds", s=f"{s:.1f}")
+    if s < 3600:
+        return sign + t("time.minutes", m=int(s // 60), s=f"{int(s % 60):02d}")
+    return sign + t("time.hours", h=int(s // 3600), m=f"{int(s % 3600 // 60):02d}")
+
+
+def _iso(dt) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z" if dt else ""
+
+
+def _legal_note_view(note: Mapping) -> LegalNoteView:
+    return LegalNoteView(
+        id=text(note.get("id")),
+        regime=text(note.get("regime")),
+        summary=text(note.get("summary"), 2000),
+        transfers=text(note.get("transfers"), 2000),
+        government_access=text(note.get("government_access"), 2000),
+        laws=[LawView(name=text(law.get("name")), articles=", ".join(text(a) for a in _list(law.get("articles"))),
+                      effect=text(law.get("effect"), 2000), link=text(law.get("link")))
+              for law in _list(note.get("laws")) if isinstance(law, Mapping)],
+    )
+
+
 def build_view(
     doc: Mapping,
     lang: str,
     *,
     show_values: bool = False,
     home_country: str | None = None,
-    main_limit: int = MAIN_FINDINGS_PER_ENDPOINT,
     appendix_limit: int = APPENDIX_FINDINGS_PER_ENDPOINT,
+    appendix_total: int = APPENDIX_FINDINGS_TOTAL,
+    fmt: str = "html",
+    report_name: str = "",
+    rendered_at: str = "",
 ) -> ReportView:
     """The whole report as plain values, ready for a template.
 
     ``home_country`` is the user's own country (ISO code); without it the
     document's optional ``home_country`` is used, and failing that every
-    jurisdiction counts as foreign. Raises :class:`InputError` for a document
-    this version cannot read.
+    jurisdiction counts as foreign. ``fmt``, ``report_name`` and
+    ``rendered_at`` go into the chain-of-custody block. Raises
+    :class:`InputError` for a document this version cannot read.
     """
     version = check_document(doc)
     t = Translator(lang)
     home = home_country or (doc.get("home_country") if isinstance(doc.get("home_country"), str) else None)
     home = home.upper() if home else None
 
+    capture = _dict(doc.get("capture"))
+    coverage_doc = _dict(doc.get("coverage"))
     findings = [f for f in _list(doc.get("findings")) if isinstance(f, Mapping)]
     by_host: dict[str, list[Mapping]] = defaultdict(list)
     for f in findings:
         by_host[text(f.get("host"), limit=10_000)].append(f)
+
+    # Times: offsets count from the capture's start, or the first flow's.
+    start = parse_time(capture.get("start"))
+    start_source = "capture"
+    if start is None:
+        times = [x for x in (parse_time(f.get("timestamp")) for f in findings) if x]
+        start = min(times) if times else None
+        start_source = "first_flow"
+    phases_raw = [(text(p.get("name")), parse_time(p.get("timestamp")), text(p.get("timestamp")))
+                  for p in _list(doc.get("phases")) if isinstance(p, Mapping)]
+    limit_at: Boundary | None = boundary((n, ts) for n, ts, _ in phases_raw)
+    sends = first_sends(findings, lambda f: text(f.get("host")), lambda f: text(f.get("category")))
 
     raw_endpoints = [e for e in _list(doc.get("endpoints")) if isinstance(e, Mapping)]
     known_hosts = {text(e.get("host"), limit=10_000) for e in raw_endpoints}
@@ -475,6 +726,7 @@ def build_view(
     country_hosts: dict[str, dict] = {}
     category_stats: dict[str, dict] = {}
     cleartext: list[CleartextView] = []
+    host_facts: dict[str, dict] = {}  # host -> raw facts the later sections reuse
 
     for e in raw_endpoints:
         host_key = text(e.get("host"), limit=10_000)
@@ -501,6 +753,7 @@ def build_view(
         anchor = f"ep-{len(endpoint_views) + 1}"
         confidence = text(e.get("confidence"))
         tls = e.get("tls")
+        party = text(e.get("party"))
         ev = EndpointView(
             anchor=anchor,
             host=host,
@@ -527,11 +780,15 @@ def build_view(
             findings_total=len(fs),
             request_findings=len(req),
             severity_counts=[(s, sev_counts[s]) for s in reversed(SEVERITIES) if sev_counts[s]],
-            findings=[_finding_view(f, t) for f in fs[:main_limit]],
-            appendix=[_finding_view(f, t) for f in fs[main_limit:main_limit + appendix_limit]],
-            omitted=max(0, len(fs) - main_limit - appendix_limit),
+            findings=[_finding_view(f, t) for f in fs[:appendix_limit]],
+            omitted=max(0, len(fs) - appendix_limit),
+            party=party if party in ("first", "third") else "",
+            party_reason=text(e.get("party_reason")),
+            tls_versions=[text(v) for v in _list(e.get("tls_versions"))],
         )
         endpoint_views.append(ev)
+        host_facts[host] = {"anchor": anchor, "jurisdictions": jurisdictions, "op": op, "req_cats": req_cats,
+                            "clear_cats": clear_cats, "hosting": text(hosting) if hosting else "", "view": ev}
 
         # Countries: every country whose law reaches the endpoint, with its role.
         roles: dict[str, set[str]] = defaultdict(set)
@@ -609,7 +866,6 @@ def build_view(
     ]
     categories.sort(key=lambda c: (-_severity_rank(c.severity), -c.findings, _category_sort_key(c.category)))
 
-    coverage_doc = _dict(doc.get("coverage"))
     kinds = _dict(coverage_doc.get("flows_by_kind"))
     kind_names = list(_FLOW_KINDS) + sorted(k for k in map(str, kinds) if k not in _FLOW_KINDS)
     warnings = [text(w) for w in _list(doc.get("warnings"))]
@@ -626,7 +882,6 @@ def build_view(
     )
 
     tool = _dict(doc.get("tool"))
-    capture = _dict(doc.get("capture"))
     redacted = doc.get("redacted")
     method = Method(
         tool_name=text(tool.get("name")),
@@ -641,8 +896,7 @@ def build_view(
                       format=text(i.get("format")), flows=text(i.get("flows")))
             for i in _list(doc.get("inputs")) if isinstance(i, Mapping)
         ],
-        phases=[(text(p.get("name")), text(p.get("timestamp")))
-                for p in _list(doc.get("phases")) if isinstance(p, Mapping)],
+        phases=[(name, raw) for name, _, raw in phases_raw],
         home_country=t.country(home) if home else t("method.home_unknown"),
         redacted=t("common.yes") if redacted is True else t("common.no") if redacted is False else t("common.unknown"),
     )
@@ -657,6 +911,22 @@ def build_view(
         countries=sum(1 for c in countries if c.findings),
         foreign_countries=sum(1 for c in countries if c.findings and c.foreign),
     )
+
+    recipients = _recipients(endpoint_views, host_facts, sends, start, t)
+    timeline = _timeline(sends, phases_raw, limit_at, start, start_source, t)
+    transfers = _transfers(countries, country_hosts, host_facts, sends, start, home, t)
+    transmission = _transmission(endpoint_views, host_facts, coverage_doc, t)
+
+    # The appendix: every endpoint with findings, bounded in total.
+    appendix_endpoints, shown = [], 0
+    for ev in endpoint_views:
+        if not ev.findings:
+            continue
+        room = max(0, appendix_total - shown)
+        if room < len(ev.findings):
+            ev = _replace(ev, findings=ev.findings[:room], omitted=ev.omitted + len(ev.findings) - room)
+        shown += len(ev.findings)
+        appendix_endpoints.append(ev)
 
     return ReportView(
         lang=lang,
@@ -675,7 +945,380 @@ def build_view(
         cleartext=cleartext,
         coverage=coverage,
         method=method,
-        appendix_endpoints=[e for e in endpoint_views if e.appendix or e.omitted],
-        main_limit=main_limit,
+        top_findings=_top_findings(sends, host_facts, category_stats, limit_at, start, t),
+        flowmap=_flowmap(categories, recipients, countries, host_facts, t),
+        questions=_questions(categories, recipients, countries, cleartext, timeline, transmission, t),
+        transfers=transfers,
+        recipients=recipients,
+        transmission=transmission,
+        timeline=timeline,
+        blind_spots=_blind_spots(coverage_doc, kinds, transmission),
+        custody=_custody(doc, method, fmt, report_name, rendered_at),
+        appendix_endpoints=appendix_endpoints,
         appendix_limit=appendix_limit,
+        appendix_total=appendix_total,
+        appendix_shown=shown,
+        appendix_omitted=len(findings) - shown,
+    )
+
+
+def _replace(obj, **changes):
+    from dataclasses import replace
+
+    return replace(obj, **changes)
+
+
+# --------------------------------------------------------------------------
+# The sections beyond the endpoint list
+
+
+def _recipient_key(host: str, op: Mapping) -> str:
+    name = text(op.get("name"))
+    return f"op:{name}" if name else f"host:{host}"
+
+
+def _recipients(endpoints: list[EndpointView], facts: dict, sends, start, t: Translator) -> list[RecipientView]:
+    """Endpoints grouped by who runs them (the operator; the host when unknown),
+    third parties first, each with the categories it received and when."""
+    groups: dict[str, dict] = {}
+    for ev in endpoints:
+        f = facts[ev.host]
+        op = f["op"]
+        key = _recipient_key(ev.host, op)
+        g = groups.setdefault(key, {"party": set(), "ev": ev, "hosts": [], "countries": [], "cats": {},
+                                    "findings": 0})
+        g["party"].add(ev.party)
+        g["hosts"].append((ev.anchor, ev.host))
+        for j in f["jurisdictions"]:
+            if j not in g["countries"]:
+                g["countries"].append(j)
+        g["findings"] += ev.request_findings
+    for s in sends:
+        key = _recipient_key(s.host, facts[s.host]["op"]) if s.host in facts else None
+        if key not in groups:
+            continue
+        cats = groups[key]["cats"]
+        prev = cats.get(s.category)
+        if prev is None:
+            cats[s.category] = [s.time, s.findings]
+        else:
+            prev[1] += s.findings
+            if s.time is not None and (prev[0] is None or s.time < prev[0]):
+                prev[0] = s.time
+    out = []
+    for key, g in groups.items():
+        ev: EndpointView = g["ev"]
+        op = ev.operator
+        party = "first" if "first" in g["party"] else "third" if "third" in g["party"] else ""
+        cats = sorted(g["cats"].items(), key=lambda kv: _category_sort_key(kv[0]))
+        firsts = [v[0] for _, v in cats if v[0] is not None]
+        first = min(firsts) if firsts else None
+        out.append(RecipientView(
+            party=party,
+            name=op.name if op and op.name else ev.host,
+            known=bool(op and op.name),
+            country=op.country if op else "",
+            parent=op.parent if op else "",
+            parent_country=op.parent_country if op else "",
+            source=op.source if op else "",
+            hosts=g["hosts"],
+            countries=t.countries(g["countries"]),
+            categories=[ReceivedCategory(label=t.category(c), offset=format_offset(offset_seconds(v[0], start), t),
+                                         time=_iso(v[0]), findings=v[1]) for c, v in cats],
+            first_received=_iso(first),
+            first_offset=format_offset(offset_seconds(first, start), t),
+            findings=g["findings"],
+        ))
+    party_rank = {"third": 0, "": 1, "first": 2}
+    out.sort(key=lambda r: (party_rank[r.party], -len(r.categories), -r.findings, r.name))
+    return out
+
+
+def _timeline(sends, phases_raw, limit_at, start, start_source, t: Translator) -> Timeline:
+    rows: list[tuple] = []
+    for name, when, raw in phases_raw:
+        is_boundary = bool(limit_at and when == limit_at.time and name == limit_at.name)
+        rows.append((when, 0, TimelineRow("phase", format_offset(offset_seconds(when, start), t),
+                                          raw, name, "", None, False, is_boundary)))
+    before_cats: list[str] = []
+    before_hosts: list[str] = []
+    undated = 0
+    for s in sends:
+        if s.time is None:
+            undated += 1
+            continue
+        before = bool(limit_at and s.time < limit_at.time)
+        if before:
+            label = t.category(s.category)
+            if label not in before_cats:
+                before_cats.append(label)
+            if s.host not in before_hosts:
+                before_hosts.append(s.host)
+        rows.append((s.time, 1, TimelineRow("send", format_offset(offset_seconds(s.time, start), t), _iso(s.time),
+                                            s.host, t.category(s.category), s.tls, before, False)))
+    # In time order, a phase before the sends of its same instant; undated phases last.
+    dated = sorted((r for r in rows if r[0] is not None), key=lambda r: (r[0], r[1]))
+    ordered = [r[2] for r in dated] + [r[2] for r in rows if r[0] is None]
+    return Timeline(
+        start=_iso(start),
+        start_source=start_source if start else "",
+        rows=ordered[:MAX_EVENTS],
+        omitted=max(0, len(ordered) - MAX_EVENTS),
+        boundary_kind=limit_at.kind if limit_at else "",
+        boundary_name=limit_at.name if limit_at else "",
+        boundary_offset=format_offset(offset_seconds(limit_at.time, start), t) if limit_at else "",
+        before_categories=before_cats,
+        before_hosts=_bounded(before_hosts, t),
+        undated=undated,
+    )
+
+
+def _transfers(countries: list[CountryView], raw: dict, facts: dict, sends, start, home, t: Translator) -> Transfers:
+    out = []
+    for c in countries:
+        if not c.foreign or not c.findings:
+            continue
+        hosts = [h for h in raw[c.code]["hosts"] if h in facts and facts[h]["req_cats"]]
+        recipients: list[str] = []
+        for h in hosts:
+            op = facts[h]["op"]
+            name = text(op.get("name")) or h
+            if name not in recipients:
+                recipients.append(name)
+        times = [s.time for s in sends if s.host in hosts and s.time is not None]
+        first = min(times) if times else None
+        out.append(TransferView(
+            code=c.code, label=c.label, state_access=c.state_access, roles=c.roles,
+            hosts=_bounded(hosts, t), recipients=_bounded(recipients, t), categories=c.categories,
+            findings=c.findings,
+            first_sent=(format_offset(offset_seconds(first, start), t) + " (" + _iso(first) + ")") if first else "",
+            notes=[_legal_note_view(n) for n in notes_for([c.code])],
+        ))
+    home_notes = notes_for([home]) if home else []
+    return Transfers(
+        countries=out,
+        home_note=_legal_note_view(home_notes[0]) if home_notes else None,
+        no_data_countries=[c.label for c in countries if c.foreign and not c.findings],
+    )
+
+
+def _transmission(endpoints: list[EndpointView], facts: dict, coverage_doc: Mapping, t: Translator) -> Transmission:
+    rows = [
+        TlsRow(anchor=ev.anchor, host=ev.host, tls=ev.tls, versions=ev.tls_versions,
+               cleartext_categories=[t.category(c) for c in sorted(facts[ev.host]["clear_cats"], key=_category_sort_key)],
+               flow_count=ev.flow_count)
+        for ev in endpoints
+    ]
+    versions = _dict(coverage_doc.get("tls_versions"))
+    failures = [(text(f.get("host")), text(f.get("error"))) for f in _list(coverage_doc.get("tls_failures"))
+                if isinstance(f, Mapping)]
+    return Transmission(
+        rows=rows,
+        versions=[(text(k), text(v)) for k, v in sorted(versions.items(), key=lambda kv: str(kv[0]))],
+        versions_recorded=bool(versions) or any(r.versions for r in rows),
+        tls_failures=failures[:MAX_TLS_FAILURES],
+        tls_failures_omitted=max(0, len(failures) - MAX_TLS_FAILURES),
+    )
+
+
+#: Which kinds of data a reader most needs to hear about first.
+_TOP_PRIORITY = ("chat_content", "credentials", "national_id", "payment_card", "contacts", "location", "phone",
+                 "email", "name", "advertising_id", "device_id", "installed_apps", "behavioral")
+
+
+def _top_findings(sends, facts: dict, category_stats: dict, limit_at, start, t: Translator) -> list[Reason]:
+    """The most serious (host, category) sends, one plain sentence each."""
+    def level(s) -> str:
+        f = facts[s.host]
+        state = bool({text(c) for c in (f["op"].get("country"), f["op"].get("parent_country")) if c}
+                     & STATE_ACCESS_COUNTRIES)
+        if s.tls is False:
+            return "critical" if s.category in CLEARTEXT_CRITICAL else "high"
+        if s.category in KEY_CATEGORIES:
+            return "critical" if state else "high"
+        return "medium"
+
+    def worth(s) -> tuple:
+        return (
+            -_RATING_RANK[level(s)],
+            _TOP_PRIORITY.index(s.category) if s.category in _TOP_PRIORITY else len(_TOP_PRIORITY),
+            -_severity_rank(category_stats.get(s.category, {}).get("severity")),
+            -(s.tls is False),
+            _category_sort_key(s.category),
+            s.host,
+        )
+
+    out = []
+    for s in sorted((s for s in sends if s.host in facts), key=worth)[:TOP_FINDINGS]:
+        f = facts[s.host]
+        op = f["op"]
+        when = format_offset(offset_seconds(s.time, start), t)
+        params = {
+            "category": t.category(s.category),
+            "host": s.host,
+            "recipient": text(op.get("name")) or t("common.unknown_operator"),
+            "countries": t.countries(f["jurisdictions"]) or [t("common.unknown")],
+            "when": when or t("common.unknown"),
+            "n": s.findings,
+        }
+        key = "top.cleartext" if s.tls is False else "top.sent"
+        if limit_at and s.time is not None and s.time < limit_at.time:
+            key, params = key + "_before", params | {"phase": limit_at.name}
+        out.append(Reason(level(s), key, params))
+    return out
+
+
+def _flowmap(categories: list[CategoryView], recipients: list[RecipientView], countries: list[CountryView],
+             facts: dict, t: Translator) -> FlowMap:
+    cat_items = [(c.category, c.label, "cat-key" if c.category in KEY_CATEGORIES else "cat") for c in categories]
+    receiving = [r for r in recipients if r.categories]
+    rcp_items, cat_links, country_links = [], [], []
+    for r in receiving:
+        key = f"r:{r.name}"
+        rcp_items.append((key, r.name, f"rcp-{r.party or 'unknown'}"))
+        for _, host in r.hosts:
+            f = facts[host]
+            for cat in f["req_cats"]:
+                cat_links.append((cat, key))
+            for j in f["jurisdictions"]:
+                country_links.append((key, j))
+    used = {j for _, j in country_links}
+    ctry_items = []
+    for c in countries:
+        if c.code in used:
+            css = "ctry-state" if c.state_access and c.foreign else "ctry-foreign" if c.foreign else "ctry"
+            ctry_items.append((c.code, c.label, css))
+    return build_flowmap(
+        cat_items, rcp_items, ctry_items, cat_links, country_links,
+        (t("flowmap.data"), t("flowmap.recipient"), t("flowmap.country")),
+        lambda n: t("common.and_more", n=n),
+    )
+
+
+def _questions(categories: list[CategoryView], recipients: list[RecipientView], countries: list[CountryView],
+               cleartext: list[CleartextView], timeline: Timeline, transmission: Transmission,
+               t: Translator) -> list[Question]:
+    """The questions Korea's PIPC and Italy's Garante put to DeepSeek (January
+    2025), answered as far as the capture can: see ``question.*`` in the
+    translations for their wording."""
+    qs: list[Question] = []
+
+    # 1. Which personal data is collected?
+    if categories:
+        lines = [Line("answer.data_observed", {"categories": [f"{c.label} ({c.findings})" for c in categories]})]
+    else:
+        lines = [Line("answer.data_none")]
+    lines.append(Line("answer.data_limits"))
+    qs.append(Question("data", "observed", lines))
+
+    # 2. From which sources?
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for c in categories:
+        by_source[SOURCES.get(c.category, "other")].append(c.label)
+    lines = [Line(f"answer.source_{s}", {"categories": by_source[s]}) for s in SOURCE_ORDER if by_source.get(s)]
+    lines.append(Line("answer.source_limits"))
+    qs.append(Question("sources", "partial", lines))
+
+    # 3. For what purposes?
+    third = [r for r in recipients if r.party == "third" and r.categories]
+    lines = [Line("answer.purpose_not_observable")]
+    if third:
+        lines.append(Line("answer.purpose_third_parties",
+                          {"n": len(third), "recipients": _bounded([r.name for r in third], t)}))
+    qs.append(Question("purposes", "not_observable", lines))
+
+    # 4. On what legal basis?
+    lines = [Line("answer.basis_not_observable")]
+    if timeline.boundary_kind == "consent":
+        if timeline.before_categories:
+            lines.append(Line("answer.basis_before_consent", {"phase": timeline.boundary_name,
+                                                              "categories": timeline.before_categories,
+                                                              "hosts": timeline.before_hosts}))
+        else:
+            lines.append(Line("answer.basis_nothing_before_consent", {"phase": timeline.boundary_name}))
+    elif timeline.boundary_kind == "first_action" and timeline.before_categories:
+        lines.append(Line("answer.basis_before_action", {"phase": timeline.boundary_name,
+                                                         "categories": timeline.before_categories,
+                                                         "hosts": timeline.before_hosts}))
+    else:
+        lines.append(Line("answer.basis_no_consent_phase"))
+    qs.append(Question("basis", "not_observable", lines))
+
+    # 5. Where is it stored; does it go to China?
+    receiving = [c for c in countries if c.findings]
+    lines = []
+    if receiving:
+        lines.append(Line("answer.where_countries", {"countries": [c.label for c in receiving]}))
+    else:
+        lines.append(Line("answer.where_none"))
+    cn = next((c for c in countries if c.code == "CN" and c.findings), None)
+    if cn:
+        lines.append(Line("answer.china_yes", {"categories": cn.categories, "hosts": cn.hosts}))
+    else:
+        lines.append(Line("answer.china_no"))
+    lines.append(Line("answer.storage_limits"))
+    qs.append(Question("storage", "partial", lines))
+
+    # 6. Who receives it?
+    first = [r for r in recipients if r.party == "first" and r.categories]
+    other = [r for r in recipients if r.party not in ("first", "third") and r.categories]
+    lines = []
+    if first:
+        lines.append(Line("answer.recipients_first", {"recipients": _bounded([r.name for r in first], t)}))
+    if third:
+        lines.append(Line("answer.recipients_third", {"n": len(third),
+                                                      "recipients": _bounded([r.name for r in third], t)}))
+    if other:
+        lines.append(Line("answer.recipients_unclassified", {"recipients": _bounded([r.name for r in other], t)}))
+    if not (first or third or other):
+        lines.append(Line("answer.recipients_none"))
+    lines.append(Line("answer.recipients_limits"))
+    qs.append(Question("recipients", "observed", lines))
+
+    # 7. Is it protected in transit?
+    lines = []
+    if cleartext:
+        lines.append(Line("answer.security_cleartext", {"hosts": _bounded([c.host for c in cleartext], t),
+                                                        "n": len(cleartext)}))
+    else:
+        lines.append(Line("answer.security_all_tls"))
+    if transmission.tls_failures:
+        lines.append(Line("answer.security_pinning", {"n": len(transmission.tls_failures) +
+                                                       transmission.tls_failures_omitted}))
+    qs.append(Question("security", "observed", lines))
+    return qs
+
+
+def _blind_spots(coverage_doc: Mapping, kinds: Mapping, transmission: Transmission) -> list[Line]:
+    """What the capture could not see, one sentence each."""
+    out = []
+    n_fail = len(transmission.tls_failures) + transmission.tls_failures_omitted
+    out.append(Line("blind.tls_failures" if n_fail else "blind.tls_failures_none", {"n": n_fail}))
+    for kind in ("tcp", "udp", "dns", "other"):
+        n = _int(kinds.get(kind))
+        if n:
+            out.append(Line(f"blind.{kind}", {"n": n}))
+    out.append(Line("blind.quic", {}))
+    opaque = _int(coverage_doc.get("undecodable_bodies"))
+    if opaque:
+        out.append(Line("blind.opaque", {"n": opaque}))
+    errors = _int(coverage_doc.get("flows_with_errors"))
+    if errors:
+        out.append(Line("blind.errors", {"n": errors}))
+    out.append(Line("blind.server_side", {}))
+    return out
+
+
+def _custody(doc: Mapping, method: Method, fmt: str, report_name: str, rendered_at: str) -> Custody:
+    auditor = _dict(doc.get("auditor"))
+    env = _dict(doc.get("environment"))
+    return Custody(
+        document_sha256=custody_mod.document_sha256(doc),
+        inputs=method.inputs,
+        generated_at=method.generated_at,
+        rendered_at=rendered_at,
+        report_name=text(report_name),
+        environment=custody_mod.environment(fmt),
+        doc_environment=[(text(k), text(v)) for k, v in list(env.items())[:40]],
+        auditor=[(k, text(auditor.get(k))) for k in AUDITOR_FIELDS],
     )

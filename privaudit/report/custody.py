@@ -1,0 +1,71 @@
+"""Chain of custody: the hashes that tie a report to its evidence.
+
+A file cannot contain its own SHA-256, so the scheme is (and the report's
+method section says so, ``custody.scheme``):
+
+1. every input capture's SHA-256 is in the findings document (``inputs``);
+2. the findings document's SHA-256 is computed over its *canonical JSON*:
+   ``json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+   encoded as UTF-8 — the document exactly as rendered (after options such as
+   ``--home-country`` were applied), independent of how a saved copy is
+   indented — and printed in the report;
+3. the report file's own SHA-256 is written *detached*, next to it, as
+   ``<report>.sha256`` in the ``sha256sum`` format (``<hex>  <name>``), so
+   ``sha256sum -c report.html.sha256`` checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from importlib import metadata
+
+
+def canonical_json(doc: Mapping) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def document_sha256(doc: Mapping) -> str:
+    """SHA-256 (hex) of the document's canonical JSON (module docstring)."""
+    return hashlib.sha256(canonical_json(doc)).hexdigest()
+
+
+def sidecar_text(report_name: str, data: bytes) -> bytes:
+    """The ``sha256sum`` line for a report file."""
+    return f"{hashlib.sha256(data).hexdigest()}  {report_name}\n".encode("utf-8")
+
+
+def rendered_at() -> str:
+    """Now, in UTC (ISO 8601, seconds); ``SOURCE_DATE_EPOCH`` fixes it for
+    reproducible builds (https://reproducible-builds.org/specs/source-date-epoch/)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    now = (datetime.fromtimestamp(int(epoch), timezone.utc) if epoch.isdigit()
+           else datetime.now(timezone.utc))
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def environment(fmt: str) -> list[tuple[str, str]]:
+    """What rendered this report: (component, version)."""
+    rows = [
+        ("privaudit", _version("privaudit")),
+        ("Python", platform.python_version()),
+        ("Jinja2", _version("jinja2")),
+        ("OS", f"{platform.system()} {platform.release()} ({platform.machine()})"),
+    ]
+    if fmt == "pdf":
+        rows.append(("WeasyPrint", _version("weasyprint")))
+    if "mitmproxy" in sys.modules or _version("mitmproxy"):
+        rows.append(("mitmproxy", _version("mitmproxy")))
+    return [(k, v) for k, v in rows if v]

@@ -127,6 +127,7 @@ class _HostAcc:
     categories: dict[str, None] = field(default_factory=dict)
     first_seen: float | None = None
     cert: CertInfo | None = None
+    tls_versions: dict[str, None] = field(default_factory=dict)
 
 
 def endpoint_json(info: EndpointInfo, acc: _HostAcc, demo: bool) -> dict:
@@ -153,6 +154,7 @@ def endpoint_json(info: EndpointInfo, acc: _HostAcc, demo: bool) -> dict:
         "confidence": info.confidence,
         "confidence_reasons": list(info.confidence_reasons),
         "first_seen": iso(acc.first_seen),
+        "tls_versions": list(acc.tls_versions),
         "demo_address": demo and any(e.kind == "demo" for e in info.evidence),
     }
 
@@ -181,6 +183,10 @@ class Audit:
         self.phases: list[dict] = []
         self.analysis_errors = 0
         self.own_domains: list[str] = []
+        self.tls_versions: dict[str, int] = {}
+        self.tls_failures: list[dict] = []
+        self.environment: dict[str, str] = {}
+        self.auditor: dict[str, str] = {}
         self.login_hosts: set[str] = set()
         self.nameserver: str | None = None
         self.resolve_best_effort = False
@@ -218,6 +224,9 @@ class Audit:
             acc.first_seen = ex.timestamp_start
         if acc.cert is None and ex.cert is not None:
             acc.cert = ex.cert
+        if ex.tls_version:
+            acc.tls_versions.setdefault(ex.tls_version, None)
+            self.tls_versions[ex.tls_version] = self.tls_versions.get(ex.tls_version, 0) + 1
         if found is None and scan_error is None:
             try:
                 found = self.detector.scan(ex)
@@ -280,11 +289,15 @@ class Audit:
                 "websocket_messages": self.ws_messages,
                 "undecodable_bodies": self.undecodable,
                 "analysis_errors": self.analysis_errors,
+                "tls_versions": dict(self.tls_versions),
+                "tls_failures": list(self.tls_failures),
             },
             "warnings": list(self.warnings),
             "demo": self.demo,
             "redacted": not self.show_values,
             "phases": list(self.phases),
+            "environment": {**_analysis_environment(), **self.environment},
+            "auditor": dict(self.auditor),
         }
 
 
@@ -298,19 +311,52 @@ def _info(state, infos: dict, source: str):
     return info
 
 
-def _phases_from_audit_dirs(paths: Iterable[str | os.PathLike]) -> list[dict]:
-    """Phase marks recorded by ``privaudit capture`` in an audit directory's meta.json."""
-    out: list[dict] = []
+def _analysis_environment() -> dict[str, str]:
+    import platform
+
+    from mitmproxy import version as mversion
+
+    return {
+        "privaudit": __version__,
+        "python": platform.python_version(),
+        "mitmproxy (analysis)": mversion.VERSION,
+        "platform": platform.platform(terse=True),
+    }
+
+
+#: meta.json's audit fields (``privaudit capture``) -> the document's ``auditor`` keys.
+_META_AUDITOR = {"tester": "name", "device": "device", "app": "app", "app_version": "app_version"}
+
+
+def read_audit_meta(paths: Iterable[str | os.PathLike]) -> dict:
+    """What ``privaudit capture`` recorded in the meta.json of audit directories among ``paths``:
+    phases, TLS failures (hosts the proxy could not inspect), environment and auditor fields."""
+    out: dict = {"phases": [], "tls_failures": [], "environment": {}, "auditor": {}}
     for p in paths:
         meta = Path(p) / "meta.json"
-        if Path(p).is_dir() and meta.is_file():
-            try:
-                data = json.loads(meta.read_text("utf-8"))
-            except (OSError, ValueError):
-                continue
-            for ph in data.get("phases") or []:
-                if isinstance(ph, dict) and "name" in ph:
-                    out.append({"name": str(ph["name"]), "timestamp": ph.get("timestamp")})
+        if not (Path(p).is_dir() and meta.is_file()):
+            continue
+        try:
+            data = json.loads(meta.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        for ph in data.get("phases") or []:
+            if isinstance(ph, dict) and "name" in ph:
+                out["phases"].append({"name": str(ph["name"]), "timestamp": ph.get("timestamp")})
+        for f in data.get("tls_failures") or []:
+            if isinstance(f, dict) and f.get("host"):
+                out["tls_failures"].append({"host": str(f["host"]), "error": str(f.get("error") or "")})
+        tool = data.get("tool") if isinstance(data.get("tool"), dict) else {}
+        if tool.get("mitmproxy"):
+            out["environment"]["mitmproxy (capture)"] = str(tool["mitmproxy"])
+        if data.get("mode"):
+            mode = data["mode"]
+            out["environment"]["capture mode"] = ", ".join(map(str, mode)) if isinstance(mode, list) else str(mode)
+        for k, v in _META_AUDITOR.items():
+            if data.get(k):
+                out["auditor"][v] = str(data[k])
     return out
 
 
@@ -371,6 +417,7 @@ def analyze(
     nameserver: str | None = None,
     resolve_best_effort: bool = False,
     jobs: int | None = None,
+    auditor: Mapping[str, str] | None = None,
 ) -> dict:
     """Reads every input and returns the findings document.
 
@@ -428,5 +475,9 @@ def analyze(
         if _info(state, infos, src).flows == 0:
             raise InputError(f"{src}: invalid HAR file: none of its {n} entries could be read")
     audit.warnings.extend(state.warnings)
-    audit.phases = _phases_from_audit_dirs(paths)
+    meta = read_audit_meta(paths)
+    audit.phases = meta["phases"]
+    audit.tls_failures = meta["tls_failures"]
+    audit.environment = meta["environment"]
+    audit.auditor = {**meta["auditor"], **{k: v for k, v in (auditor or {}).items() if v}}
     return audit.document([i.to_json() for i in state.inputs])

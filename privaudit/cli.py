@@ -57,6 +57,15 @@ def _common_analysis_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="if the DNS server does not answer, warn and continue with the evidence there is",
     )
+    for flag, key, what in (
+        ("--auditor", "name", "the auditor's name"),
+        ("--organisation", "organisation", "the auditing organisation"),
+        ("--case-ref", "case_ref", "the case or file reference"),
+        ("--device", "device", "the test device"),
+        ("--app", "app", "the audited app"),
+        ("--app-version", "app_version", "the audited app's version"),
+    ):
+        p.add_argument(flag, dest=f"auditor_{key}", metavar="TEXT", help=f"{what}, for the report's chain of custody")
     p.add_argument(
         "--home-country",
         metavar="CC",
@@ -142,10 +151,15 @@ def _analyze(args: argparse.Namespace) -> dict:
         nameserver=args.resolve,
         resolve_best_effort=args.resolve_best_effort,
         jobs=args.jobs,
+        auditor=_auditor(args),
     )
     if args.home_country:
         doc["home_country"] = args.home_country
     return doc
+
+
+def _auditor(args: argparse.Namespace) -> dict[str, str]:
+    return {k[len("auditor_"):]: v for k, v in vars(args).items() if k.startswith("auditor_") and v}
 
 
 def _policy_exit(doc: dict, fail_on: str | None) -> int:
@@ -203,6 +217,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         doc = _load_findings_document(Path(args.inputs[0]))
         if args.home_country:
             doc["home_country"] = args.home_country
+        given = _auditor(args)
+        if given:
+            doc["auditor"] = {**(doc.get("auditor") or {}), **given}
     else:
         doc = _analyze(args)
     render_report(doc, fmt, args.lang, Path(args.output), show_values=args.show_values)

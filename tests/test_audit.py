@@ -95,8 +95,28 @@ def test_an_exception_in_detection_is_counted_not_fatal(monkeypatch):
     assert any("hostile flow" in w for w in doc["warnings"])
 
 
-def test_phases_from_an_audit_directory_reach_the_document(tmp_path):
+def test_capture_metadata_of_an_audit_directory_reaches_the_document(tmp_path):
     (tmp_path / "flows.mitm").write_bytes((CORPUS / "dumpfile-7.mitm").read_bytes())
-    (tmp_path / "meta.json").write_text(json.dumps({"phases": [{"name": "consent given", "timestamp": "2025-01-01T00:00:00Z"}]}))
-    doc = audit.analyze([tmp_path], jobs=1)
-    assert doc["phases"] == [{"name": "consent given", "timestamp": "2025-01-01T00:00:00Z"}]
+    meta = {
+        "tool": {"name": "privaudit", "version": "0.1.0", "mitmproxy": "12.3.1"},
+        "mode": ["wireguard"],
+        "phases": [{"name": "consent given", "timestamp": "2025-01-01T00:00:00Z"}],
+        "tls_failures": [{"host": "pinned.example.com", "error": "certificate unknown"}],
+        "tester": "K. Lee",
+        "device": "Galaxy S23",
+        "app": "DeepSeek",
+        "app_version": "1.0.9",
+    }
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    doc = audit.analyze([tmp_path], jobs=1, auditor={"case_ref": "2025-PIPC-001", "device": ""})
+    assert doc["phases"] == meta["phases"]
+    assert doc["coverage"]["tls_failures"] == [{"host": "pinned.example.com", "error": "certificate unknown"}]
+    assert doc["environment"]["capture mode"] == "wireguard"
+    assert doc["environment"]["mitmproxy (capture)"] == "12.3.1"
+    assert doc["auditor"] == {"name": "K. Lee", "device": "Galaxy S23", "app": "DeepSeek", "app_version": "1.0.9", "case_ref": "2025-PIPC-001"}
+
+
+def test_tls_versions_are_counted_per_endpoint_and_overall():
+    doc = audit.analyze([CORPUS / "flows" / "diff_data.mitm"], jobs=1)
+    assert doc["coverage"]["tls_versions"] == {"TLSv1.3": 7}
+    assert all(e["tls_versions"] == ["TLSv1.3"] for e in doc["endpoints"])

@@ -324,9 +324,10 @@ def test_quick_benchmark_prints_figures(tmp_path):
     assert proc.returncode == 0, out + proc.stderr
     assert out.startswith("machine: ") and "mitmproxy" in out
     assert re.search(r"startup \(analyze of 1 flow\): [\d.]+s", out)
-    assert re.search(r"\[500 flows\] analyze: [\d.]+s, [\d,]+ flows/s, [\d.]+ MB/s body, peak RSS \d+ MB", out)
-    assert re.search(r"\[500 flows\] analyze\+10 canaries: [\d.]+s", out)
+    assert re.search(r"\[500 flows\] analyze -j1: [\d.]+s, [\d,]+ flows/s, [\d.]+ MB/s body, peak RSS \d+ MB", out)
+    assert re.search(r"\[500 flows\] analyze -j1 \+10 canaries: [\d.]+s", out)
     assert re.search(r"\[500 flows\] report html: [\d.]+s, [\d,]+ KiB", out)
+    assert re.search(r"\[500 flows\] report pdf: [\d.]+s, [\d,]+ KiB", out)
 
 
 def test_benchmark_rejects_bad_sizes():

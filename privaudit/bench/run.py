@@ -6,11 +6,12 @@ For each size it generates a capture with :mod:`privaudit.bench.generate`,
 then runs, each in a fresh subprocess (so start-up, imports and rule loading
 count, as they do for a user):
 
-- ``privaudit analyze CAPTURE -o doc.json`` without canaries and with a
-  10-value canary file: wall time, flows/s, MB/s of body bytes (request and
-  response bodies after content decoding, plus WebSocket payloads), and the
-  child's peak RSS (``os.wait4`` rusage, so every run is measured alone);
-- ``privaudit report doc.json -o report.html``: wall time, peak RSS, size.
+- ``privaudit analyze CAPTURE -o doc.json`` on one core (``-j1``) without
+  and with a 10-value canary file, then on every core with canaries: wall
+  time, flows/s, MB/s of body bytes (request and response bodies after
+  content decoding, plus WebSocket payloads), the child's peak RSS
+  (``os.wait4`` rusage, so every run is measured alone), and the speed-up;
+- ``privaudit report doc.json`` as HTML and PDF: wall time, peak RSS, size.
 
 A one-flow ``analyze`` is timed first so the figures can be read with and
 without start-up cost. It prints figures; it does not judge them. ``--quick`` runs one small size
@@ -114,7 +115,7 @@ def generator_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def bench_size(n: int, work: Path, seed: int = 7, out=print, startup: float | None = None) -> dict:
+def bench_size(n: int, work: Path, seed: int = 7, out=print, startup: float | None = None, pdf: bool = True) -> dict:
     cap = work / f"bench-{n}.mitm"
     meta = work / f"bench-{n}.json"
     try:
@@ -145,8 +146,15 @@ def bench_size(n: int, work: Path, seed: int = 7, out=print, startup: float | No
     canaries.write_text(TEN_CANARIES, encoding="utf-8")
     py = sys.executable
     figures: dict = {"flows": n, "capture_mb": size_mb, "body_mb": body / 1e6}
-    for label, extra in (("analyze", []), ("analyze+10 canaries", ["--canaries", str(canaries)])):
-        doc = work / f"doc-{n}-{len(extra)}.json"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    runs = [
+        ("analyze -j1", ["-j", "1"]),
+        ("analyze -j1 +10 canaries", ["-j", "1", "--canaries", str(canaries)]),
+    ]
+    if cores > 1:
+        runs.append((f"analyze -j{cores} +10 canaries", ["-j", str(cores), "--canaries", str(canaries)]))
+    for i, (label, extra) in enumerate(runs):
+        doc = work / f"doc-{n}-{i}.json"
         r = run_child([py, "-m", "privaudit", "analyze", str(cap), *extra, "-o", str(doc)])
         if r.returncode != 0:
             out(f"[{n} flows] {label}: FAILED (exit {r.returncode}): {r.stderr.strip()}")
@@ -160,16 +168,21 @@ def bench_size(n: int, work: Path, seed: int = 7, out=print, startup: float | No
             f"{body / 1e6 / r.seconds:.2f} MB/s body, peak RSS {r.peak_rss_mb:.0f} MB{net}"
         )
         figures[label] = {"seconds": r.seconds, "rss_mb": r.peak_rss_mb}
+    one, many = figures.get(runs[1][0]), figures.get(runs[-1][0]) if cores > 1 else None
+    if one and many:
+        out(f"[{n} flows] speed-up on {cores} cores (with canaries): {one['seconds'] / many['seconds']:.2f}x")
+    figures["analyze"] = figures.get("analyze -j1")
     doc = work / f"doc-{n}-0.json"
     if doc.exists():
-        html = work / f"report-{n}.html"
-        r = run_child([py, "-m", "privaudit", "report", str(doc), "--format", "html", "-o", str(html)])
-        if r.returncode != 0:
-            out(f"[{n} flows] report html: FAILED (exit {r.returncode}): {r.stderr.strip()}")
-        else:
-            kb = html.stat().st_size / 1024
-            out(f"[{n} flows] report html: {r.seconds:.2f}s, {kb:,.0f} KiB, peak RSS {r.peak_rss_mb:.0f} MB")
-            figures["report"] = {"seconds": r.seconds, "rss_mb": r.peak_rss_mb, "kib": kb}
+        for fmt in ("html", "pdf") if pdf else ("html",):
+            rep = work / f"report-{n}.{fmt}"
+            r = run_child([py, "-m", "privaudit", "report", str(doc), "--format", fmt, "-o", str(rep)])
+            if r.returncode != 0:
+                out(f"[{n} flows] report {fmt}: FAILED (exit {r.returncode}): {r.stderr.strip()}")
+                continue
+            kb = rep.stat().st_size / 1024
+            out(f"[{n} flows] report {fmt}: {r.seconds:.2f}s, {kb:,.0f} KiB, peak RSS {r.peak_rss_mb:.0f} MB")
+            figures["report" if fmt == "html" else "report_pdf"] = {"seconds": r.seconds, "rss_mb": r.peak_rss_mb, "kib": kb}
     return figures
 
 
@@ -179,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="one small size (500 flows), for CI")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", help="keep the generated captures and outputs in this folder")
+    ap.add_argument("--no-pdf", action="store_true", help="skip the PDF report runs")
     args = ap.parse_args(argv)
     try:
         sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -197,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         startup = startup_seconds(work, args.seed, say)
         for n in sizes:
-            figs = bench_size(n, work, args.seed, out=say, startup=startup)
+            figs = bench_size(n, work, args.seed, out=say, startup=startup, pdf=not args.no_pdf)
             failed |= figs.get("analyze") is None or "report" not in figs
     finally:
         if not args.keep:

@@ -47,6 +47,15 @@ MULTIPART = (
     f"--{BOUNDARY}--\r\n"
 ).encode("latin-1")
 
+MULTIPART_AUDIO = (
+    f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"note.m4a\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    "\x00\x00\x00\x1cftypM4A \x00\r\n"
+    f"--{BOUNDARY}--\r\n"
+).encode("latin-1")
+# field 1 = {field 3: "356938035643809" (an IMEI), field 4: 7}, field 2 = "SM-S918N"
+_PB_INNER = b"\x1a\x0f356938035643809\x20\x07"
+PB_NESTED = b"\x0a" + bytes([len(_PB_INNER)]) + _PB_INNER + b"\x12\x08SM-S918N"
+
 # (name, exchange, location, encoding, value)
 PROVENANCE = [
     ("path", ex(url="https://a.example.com/u/010-1234-5678/p"), "request.path", None, "/u/010-1234-5678/p"),
@@ -76,7 +85,18 @@ PROVENANCE = [
     ("multipart json", ex(MULTIPART, f"multipart/form-data; boundary={BOUNDARY}"), "request.body multipart[meta] $.y.z", None, "deep"),
     ("multipart text", ex(MULTIPART, f"multipart/form-data; boundary={BOUNDARY}"), "request.body multipart[phone]", None, "01012345678"),
     ("multipart binary", ex(MULTIPART, f"multipart/form-data; boundary={BOUNDARY}"), "request.body multipart[file] strings[0]", None, "zzzz-printable-run-zzzz"),
-    ("binary strings", ex(b"\x08\x96\x01\x12\x0ftester@mail.org\x1a\x02ok", "application/x-protobuf"), "request.body strings[0]", None, "tester@mail.org"),
+    ("protobuf text", ex(b"\x08\x96\x01\x12\x0ftester@mail.org\x1a\x02ok", "application/x-protobuf"), "request.body protobuf 2", None, "tester@mail.org"),
+    ("protobuf varint", ex(b"\x08\x96\x01\x12\x0ftester@mail.org", "application/x-protobuf"), "request.body protobuf 1", None, "150"),
+    ("protobuf nested", ex(PB_NESTED, "application/x-protobuf"), "request.body protobuf 1.3", None, "356938035643809"),
+    ("protobuf untyped", ex(PB_NESTED, "application/octet-stream"), "request.body protobuf 2", None, "SM-S918N"),
+    ("grpc-web frame", ex(b"\x00" + len(PB_NESTED).to_bytes(4, "big") + PB_NESTED + b"\x80\x00\x00\x00\x0fgrpc-status:0\r\n", "application/grpc-web+proto"), "request.body grpc[0] protobuf 1.3", None, "356938035643809"),
+    ("grpc-web-text", ex(base64.b64encode(b"\x00" + len(PB_NESTED).to_bytes(4, "big") + PB_NESTED), "application/grpc-web-text"), "request.body grpc[0] protobuf 2", None, "SM-S918N"),
+    ("binary strings", ex(b"\x00\x01\xff\xfe garbage \x00tester@mail.org\x07\x07", "application/octet-stream"), "request.body strings[1]", None, "tester@mail.org"),
+    ("zstd body", ex(__import__("zstandard").ZstdCompressor().compress(json.dumps({"imei": "356938035643809"}).encode()), "application/octet-stream"), "request.body $.imei", "zstd", "356938035643809"),
+    ("sse body", ex(b"event: msg\ndata: {\"text\": \"hi there\"}\n\ndata: [DONE]\n", "text/event-stream"), "request.body sse[0] $.text", None, "hi there"),
+    ("cp949 form", ex(b"P_UNAME=%C8%AB%B1%E6%B5%BF&x=1", "application/x-www-form-urlencoded"), "request.body form[P_UNAME]", None, "\ud64d\uae38\ub3d9"),
+    ("form value json", ex(b"data=%7B%22he%22%3A%7B%22m%22%3A%22SM-S918N%22%7D%7D&v=1", "application/x-www-form-urlencoded"), "request.body form[data] $.he.m", "json", "SM-S918N"),
+    ("multipart attachment", ex(MULTIPART_AUDIO, f"multipart/form-data; boundary={BOUNDARY}"), "request.body multipart[file] content-type", None, "audio/mp4"),
     ("text body", ex("안녕하세요 반갑습니다".encode(), "text/plain"), "request.body", None, "안녕하세요 반갑습니다"),
     ("websocket", ex(ws=[WsMessage(True, True, b'{"content": "hi"}')]), "websocket[0] $.content", None, "hi"),
     ("socket.io frame", ex(ws=[WsMessage(True, True, '42["message", {"content": "안녕"}]'.encode())]), "websocket[0] $[1].content", None, "안녕"),
@@ -89,6 +109,28 @@ def test_provenance(name, exchange, location, encoding, value):
     got = fields(exchange)
     assert location in got, sorted(got)
     assert got[location] == (encoding, value)
+
+
+def test_form_and_query_keys_know_their_siblings_and_parents():
+    e = ex(b"card[name]=Jane+Park&card[number]=4242", "application/x-www-form-urlencoded", url="https://a.example.com/x?lang=ko&model=SM-S918N")
+    fs = {f.location: f for f in Decoder().exchange(e)[0]}
+    assert fs["request.body form[card[name]]"].keypath == "$.card.name"
+    assert fs["request.query lang"].siblings == frozenset({"lang", "model"})
+
+
+def test_system_prompts_have_their_own_path():
+    body = json.dumps({"messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hello you"}]}).encode()
+    fs = {f.location: f for f in Decoder().exchange(ex(body, "application/json"))[0]}
+    assert fs["request.body $.messages[0].content"].keypath == "$.messages[system].content"
+    assert fs["request.body $.messages[1].content"].keypath == "$.messages[].content"
+
+
+def test_protobuf_field_budget_is_bounded():
+    from privaudit.detect.decode import Bounds
+    d = Decoder(Bounds(max_protobuf_fields=3))
+    fs = d.exchange(ex(b"\x08\x01" * 10, "application/x-protobuf"))[0]
+    assert not any("protobuf" in f.location for f in fs)
+    assert d.stats["bounds_hit"]["protobuf_fields"] == 1
 
 
 def test_field_keys_siblings_and_keypath():
@@ -193,3 +235,15 @@ def test_value_wrapper_objects_keep_the_outer_key():
     f = fs["request.body $.user_properties.device_model.value"]
     assert (f.key, f.nkey, f.value) == ("device_model", "devicemodel", "NOH-AN00")
     assert fs["request.body $.user_properties.device_model.set_timestamp_micros"].nkey == "settimestampmicros"
+
+
+@pytest.mark.parametrize(("frame", "location", "key", "value"), [
+    ('42["send_message","hello there friend"]', "websocket[0] $[1]", "send_message", "hello there friend"),
+    ('42["chat",{"text":"hi you"}]', "websocket[0] $[1].text", "text", "hi you"),
+    ('SEND\ndestination:/app/chat.send\ncontent-type:application/json\n\n{"content":"내일 날씨 어때"}\x00', "websocket[0] stomp $.content", "content", "내일 날씨 어때"),
+])
+def test_websocket_protocol_frames(frame, location, key, value):
+    e = ex(ws=(WsMessage(True, True, frame.encode()),))
+    fs = {f.location: f for f in Decoder().exchange(e)[0]}
+    assert location in fs, sorted(fs)
+    assert (fs[location].key, fs[location].value) == (key, value)

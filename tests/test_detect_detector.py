@@ -53,6 +53,35 @@ TABLE = [
     ({"json": {"lat": 37.5665, "zoom": 12.125}}, None),
     ({"key": "jumin", "value": "9710131019902"}, "national_id"),
     ({"key": "seq", "value": "9710131019902"}, None),
+    # false-alarm patterns seen in real SDK traffic
+    ({"key": "dsn", "value": "https://8f14e45fceea167a5a36dedd4bea2543@o12345.ingest.sentry.io/4504"}, None),
+    ({"key": "Authorization", "value": "Basic c2VnX3dyaXRlX2tleTo=", "where": "header"}, None),
+    ({"key": "api_key", "value": "3f6b1c9e2d4a8b7c0e5f1a2b3c4d5e6f"}, None),
+    ({"key": "access_token", "value": "pk.eyJ1IjoibHVtaSIsImEiOiJjbHgifQ.aBcDeFgHiJkLmN", "where": "query"}, None),
+    ({"key": "X-CSRF-Token", "value": "Zk3pQ8vN2mR7tY4wL9xB1cD6", "where": "header"}, None),
+    ({"key": "lang", "value": "ko", "where": "query"}, None),
+    ({"json": {"lang": "ko", "model": "SM-S918N"}}, "device_info"),
+    ({"json": {"vendor": "xiaomi", "regId": "abc"}}, None),
+    ({"key": "span_id", "value": "7123456789012345674"}, None),
+    ({"key": "seq", "value": "13800000123"}, None),
+    ({"json": {"messages": [{"role": "system", "content": "You are Lumi, a helpful assistant."}]}, "url": "https://x.example.ai/v1/chat/completions"}, None),
+    # misses: general SDK shapes
+    ({"json": {"traits": {"name": "Jane Park"}, "type": "identify"}}, "name"),
+    ({"key": "P_UNAME", "value": "홍길동", "where": "form"}, "name"),
+    ({"json": {"name": "김민지", "gender": "F"}}, "name"),
+    ({"json": {"name": "Premium Plan", "price": 9900}}, None),
+    ({"json": {"header": {"imei_md5": "e10adc3949ba59abbe56e057f20f883e"}}}, "device_id"),
+    ({"json": {"common": {"A2": "356938035643809"}}}, "device_id"),
+    ({"key": "regId", "value": "15xMx3pRb4W0rHk9TQmD2sU8yXg7nVz1cL5aF6jE9oK"}, "device_id"),
+    ({"json": {"user_data": {"madid": "38400000-8cf0-11bd-b23e-10b96e40000d"}}}, "advertising_id"),
+    ({"key": "telco", "value": "SKT", "where": "query"}, "network_info"),
+    ({"key": "card_no", "value": "9410123456789010"}, "payment_card"),
+    ({"json": {"al": ["com.kakao.talk", "com.nhn.android.search", "com.tencent.mm"]}}, "installed_apps"),
+    ({"json": {"ks": [{"t": 0, "dt": 112}, {"t": 180, "dt": 95}, {"t": 342, "dt": 130}]}}, "behavioral"),
+    ({"json": {"event": "$AppOnPause"}}, "behavioral"),
+    ({"json": {"event": "heartbeat"}}, None),
+    ({"body": "\x00\x00\x00\x008\x0a4\xec\x98\xa4\xeb\x8a\x98 \xed\x9a\x8c\xec\x82\xac\xec\x97\x90\xec\x84\x9c \xeb\x84\x88\xeb\xac\xb4 \xed\x9e\x98\xeb\x93\xa4\xec\x97\x88\xec\x96\xb4 \xec\x9c\x84\xeb\xa1\x9c\xed\x95\xb4\xec\xa4\x98\x10\x01", "content_type": "application/grpc-web+proto", "url": "https://x.example.ai/chat.v1.Chat/Send"}, "chat_content"),
+    ({"body": "--b0\x0d\x0aContent-Disposition: form-data; name=\x22file\x22; filename=\x22voice.m4a\x22\x0d\x0aContent-Type: audio/mp4\x0d\x0a\x0d\x0a\x00\x00\x00\x1cftypM4A \x00\x01\x0d\x0a--b0\x0d\x0aContent-Disposition: form-data; name=\x22model\x22\x0d\x0a\x0d\x0awhisper-1\x0d\x0a--b0--\x0d\x0a", "content_type": "multipart/form-data; boundary=b0", "url": "https://x.example.ai/v1/audio/transcriptions"}, "chat_content"),
 ]
 
 
@@ -198,3 +227,22 @@ def test_adversarial_values_stay_fast(value):
     t = time.process_time()
     det.scan(case_exchange({"json": {"v": value, "password": value}}))
     assert time.process_time() - t < 1.0
+
+
+def test_protobuf_body_fields_are_scanned():
+    inner = b"\x1a\x0f356938035643809\x22\x08SM-S918N"
+    body = b"\x0a" + bytes([len(inner)]) + inner
+    ex = case_exchange({"body": body.decode("latin-1"), "content_type": "application/x-protobuf"})
+    got = {(f.category, f.location) for f in Detector(RULES).scan(ex)}
+    assert ("device_id", "request.body protobuf 1.3") in got
+    assert ("device_info", "request.body protobuf 1.4") in got
+
+
+@pytest.mark.parametrize("frame", [
+    '42["send_message","이번 주말 여행 계획 좀 세워줘"]',
+    'SEND\ndestination:/app/chat\n\n{"content":"summarise my medical results please"}\x00',
+])
+def test_chat_in_websocket_protocol_frames(frame):
+    ex = Exchange(index=0, kind="http", host="ws.example.com", scheme="wss", method="GET", url="wss://ws.example.com/socket",
+                  request=Message(headers=(), body=b""), tls=True, websocket=(WsMessage(True, True, frame.encode()),))
+    assert "chat_content" in {f.category for f in Detector(RULES).scan(ex)}

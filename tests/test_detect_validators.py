@@ -18,7 +18,29 @@ TABLE = [
     ("us_ssn", "666-12-3456", False),
     ("payment_card", "4111-1111-1111-1111", True),
     ("payment_card", "4111111111111112", False),
-    ("payment_card", "1234567812345670", False),  # Luhn-valid, no card scheme starts with 1
+    ("payment_card", "1234567812345670", None),  # Luhn-valid, no public scheme: only with card context
+    ("payment_card", "9410123456789010", None),  # BC Card (KR domestic 94xx): Luhn-valid, context decides
+    ("payment_card", "3569599942142609396", None),  # 19 digits in the JCB range: a snowflake id as often
+    ("payment_card", "4111111111111112", False),
+    ("imei_value", "356938035643809", True),
+    ("imei_value", "123456789012347", False),  # Luhn-valid, no phone TAC prefix
+    ("cjk_person_name", "김민지", True),
+    ("cjk_person_name", "이벤트", False),
+    ("cjk_person_name", "张伟", True),
+    ("cjk_person_name", "首页", False),
+    ("person_name_shape", "Jane Park", True),
+    ("person_name_shape", "home_screen", False),
+    ("carrier_value", "46001", True),
+    ("carrier_value", "12345", False),
+    ("carrier_value", "SKT", True),
+    ("auth_header", "Basic c2VnX3dyaXRlX2tleTo=", False),  # "seg_write_key:" - an SDK write key
+    ("auth_header", "Basic dXNlcjpwYXNzd29yZA==", True),
+    ("user_secret", "pk.eyJ1IjoibHVtaSJ9.abcdefghijklmnop", False),
+    ("user_secret", "AIzaSyD3-x7Q9kLmNpR2sTuVwXyZ01234567", False),
+    ("email", "8f14e45fceea167a5a36dedd4bea2543@o12345.ingest.sentry.io", False),
+    ("kr_rrn", "9710131019901", None),
+    ("phone_cn", "13800138000", None),
+    ("phone_cn", "+86 138 0013 8000", True),
     ("imei", "356938035643809", True),
     ("imei", "000000000000000", False),
     ("iccid", "8982300001234567895", True),

@@ -17,14 +17,26 @@ Locations read as ``<part> <layer> <layer> ...``::
     request.body multipart[meta] $.x
     request.body ndjson[2] $.event
     request.body strings[4]                  (a printable run in a binary body)
+    request.body protobuf 1.3                (field 3 of the message in field 1)
+    request.body grpc[0] protobuf 2          (gRPC / gRPC-web frame 0)
+    request.body sse[1] $.text               (a "data:" line of an SSE-framed body)
+    request.body multipart[file] content-type  (what a file part is: audio/mp4...)
     websocket[3] $.content
+    websocket[3] $[1].text                   (Socket.IO event 42["send", {...}])
+    websocket[3] stomp $.content             (the body of a STOMP frame)
 
 ``encoding`` is the chain of decodings beyond the part's natural one (a JSON
 body or a query string is not "encoded"): ``url`` (percent-encoding left after
 the natural decoding), ``json`` (JSON inside a string), ``base64`` (standard or
-URL-safe, padded or not), ``hex``, ``jwt``, ``gzip``, ``deflate``, ``form`` (a
+URL-safe, padded or not), ``hex``, ``jwt``, ``gzip``, ``deflate``, ``zstd``, ``form`` (a
 query string inside a value), joined with ``+`` in the order they were peeled:
-``base64+gzip+json``.
+``base64+gzip+json``. Form and query values are read as UTF-8, else CP949 or
+GB18030 (Korean and Chinese payment forms still post those).
+
+Protobuf is read without a schema (wire format only: varints, fixed32/64
+as floats where plausible, length-delimited fields tried as a nested
+message, else as UTF-8 text) for ``application/x-protobuf``/``grpc``
+content types, and for untyped binary bodies when that yields text fields.
 
 Bounds keep hostile or huge traffic cheap: nesting depth, fields per exchange,
 bytes parsed per body, bytes produced by decompression. When one is hit the
@@ -36,12 +48,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import mimetypes
 import re
+import struct
 import zlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
 from privaudit.model import Exchange, Message
 
@@ -64,6 +78,8 @@ class Bounds:
     """Printable runs taken from one binary body."""
     max_nesting: int = 64
     """JSON objects/arrays inside each other within one layer."""
+    max_protobuf_fields: int = 2000
+    """Protobuf fields read from one message (all nesting levels)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -145,7 +161,10 @@ _B64 = re.compile(r"^[A-Za-z0-9+/_-]{12,}={0,2}$")
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2}){8,}$")
 _JWT = re.compile(r"^eyJ[\w-]+\.(eyJ[\w-]+)\.[\w-]*$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+_STOMP_FIRST = frozenset("SMC")
+_STOMP = re.compile(r"^(?:SEND|MESSAGE|CONNECT|STOMP|SUBSCRIBE)\r?\n(?:[^\n:]+:[^\n]*\r?\n)*\r?\n")
 _SOCKETIO = re.compile(r"^\d{1,4}(?=[\[{])")
+_APP_ROLES = frozenset({"system", "developer"})
 _RUNS = re.compile(r"[^\x00-\x1f\x7f\ufffd]{6,}")
 
 
@@ -178,6 +197,145 @@ def _b64decode(s: str) -> bytes | None:
         return None
 
 
+# Legacy charsets apps still percent-encode form values in: Korean PG and
+# portal forms post EUC-KR/CP949 (KG Inicis, KCP), Chinese ones GBK/GB18030.
+_FORM_CHARSETS = ("utf-8", "cp949", "gb18030")
+
+
+def parse_form(qs: str) -> list[tuple[str, str]]:
+    """``k=v&...`` pairs, percent-decoded in the first charset that decodes
+    every pair cleanly (UTF-8, then CP949, then GB18030)."""
+    for cs in _FORM_CHARSETS:
+        try:
+            return parse_qsl(qs, keep_blank_values=True, encoding=cs, errors="strict")
+        except UnicodeDecodeError:
+            continue
+    return parse_qsl(qs, keep_blank_values=True)
+
+
+def _unquote_any(s: str) -> str:
+    """Percent-decoding that also reads CP949/GB18030 bytes (see ``parse_form``)."""
+    try:
+        return unquote(s, errors="strict")
+    except UnicodeDecodeError:
+        pass
+    raw = unquote_to_bytes(s)
+    for cs in _FORM_CHARSETS[1:]:
+        try:
+            return raw.decode(cs)
+        except UnicodeDecodeError:
+            continue
+    return unquote(s)
+
+
+def _bracket_path(key: str) -> str:
+    """Keypath of a PHP/Rails-style form key: ``card[name]`` -> ``$.card.name``,
+    ``items[0][sku]`` -> ``$.items[].sku`` (so path rules see the parent)."""
+    head, _, rest = key.partition("[")
+    out = "$." + normalize_key(head)
+    for p in _BRACKET.findall("[" + rest):
+        out += "[]" if not p or p.isdigit() else "." + normalize_key(p)
+    return out
+
+
+# Server-sent-event framing ("data: {...}" lines) some clients also POST.
+_SSE = re.compile(r"^(?:(?:data|event|id|retry):)", re.M)
+_SSE_DATA = re.compile(r"^data:\s?(.*)$", re.M)
+
+# gRPC / gRPC-web: each message is a 5-byte prefix (flags, big-endian length).
+_GRPC_FRAME = struct.Struct(">BI")
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_AUDIO_EXT = re.compile(r"\.(m4a|mp3|wav|ogg|oga|opus|amr|aac|flac|webm|3gp|caf|pcm|silk|spx)$", re.I)
+
+
+# Container signatures of the recordings phones make (voice notes, dictation):
+# WAV, Ogg/Opus, MP3 (ID3 or a frame sync), AMR, SILK (WeChat/QQ voice), FLAC,
+# WebM/Matroska, ISO-BMFF audio brands (M4A/AAC).
+_AUDIO_MAGIC = (
+    (b"RIFF", 8, b"WAVE", "audio/wav"), (b"OggS", 0, b"", "audio/ogg"), (b"ID3", 0, b"", "audio/mpeg"),
+    (b"#!AMR", 0, b"", "audio/amr"), (b"#!SILK", 0, b"", "audio/silk"), (b"\x02#!SILK", 0, b"", "audio/silk"),
+    (b"fLaC", 0, b"", "audio/flac"), (b"\x1a\x45\xdf\xa3", 0, b"", "audio/webm"),
+)
+_AUDIO_NAME = re.compile(r"(?:audio|voice|voicenote|voicemsg|speech|recording|record|sound|wav|pcm|amr)(?:file|data|blob)?")
+
+
+def _sniff_audio(head: bytes) -> str | None:
+    for magic, off, second, kind in _AUDIO_MAGIC:
+        if head.startswith(magic) and (not second or head[off : off + len(second)] == second):
+            return kind
+    if head[4:8] == b"ftyp" and head[8:11] in (b"M4A", b"M4B", b"3gp", b"3g2"):
+        return "audio/mp4"
+    if head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xf1", b"\xff\xf9"):
+        return "audio/mpeg" if head[1] in (0xFB, 0xF3, 0xF2) else "audio/aac"
+    return None
+
+
+class _NotProto(Exception):
+    pass
+
+
+class _ProtoBudget(_NotProto):
+    """More fields than ``Bounds.max_protobuf_fields``."""
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise _NotProto
+        b = data[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, i
+        shift += 7
+
+
+def parse_protobuf(data: bytes, budget: list[int]) -> list[tuple[int, int, object]]:
+    """One schema-less protobuf message: [(field number, wire type, value)],
+    where value is an int (varint/fixed) or bytes (length-delimited). Raises
+    ``_NotProto`` unless ``data`` is exactly a sequence of well-formed fields
+    (groups, wire types 3/4, are deprecated and not accepted)."""
+    out = []
+    i, n = 0, len(data)
+    while i < n:
+        tag, i = _varint(data, i)
+        num, wt = tag >> 3, tag & 7
+        if num == 0 or num > 536_870_911:
+            raise _NotProto
+        if wt == 0:
+            v, i = _varint(data, i)
+        elif wt == 2:
+            ln, i = _varint(data, i)
+            if i + ln > n:
+                raise _NotProto
+            v, i = data[i : i + ln], i + ln
+        elif wt == 1:
+            if i + 8 > n:
+                raise _NotProto
+            v, i = data[i : i + 8], i + 8
+        elif wt == 5:
+            if i + 4 > n:
+                raise _NotProto
+            v, i = data[i : i + 4], i + 4
+        else:
+            raise _NotProto
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _ProtoBudget
+        out.append((num, wt, v))
+    return out
+
+
+def _fixed_number(raw: bytes) -> str | None:
+    """A fixed32/fixed64 as the float it most plausibly is (coordinates are
+    doubles in most location protos), or None."""
+    (v,) = struct.unpack("<d" if len(raw) == 8 else "<f", raw)
+    if v != v or v in (float("inf"), float("-inf")) or not (1e-4 < abs(v) < 1e7):
+        return None
+    return repr(round(v, 7))
+
+
 class _Budget(Exception):
     """Raised inside the walk when the per-exchange field budget is spent."""
 
@@ -201,7 +359,7 @@ class Decoder:
     def __init__(self, bounds: Bounds | None = None, stats: dict | None = None) -> None:
         self.bounds = bounds or Bounds()
         self.stats = stats if stats is not None else {}
-        self.stats.setdefault("bounds_hit", Counter())
+        self.stats.setdefault("bounds_hit", Counter())  # depth, nesting, fields, body_bytes, inflate_bytes, strings, protobuf_fields
         self.stats.setdefault("undecodable_bodies", 0)
         self._out: list[Field] = []
         self._raw: list[RawText] = []
@@ -259,8 +417,7 @@ class Decoder:
             if parts.path and parts.path != "/":
                 path = unquote(parts.path)
                 self._emit(ctx, "request.path", "", "", path)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True):
-                self._string(v, ctx, f"request.query {k}", k, normalize_key(k))
+            self._pairs(parse_form(parts.query), ctx, "request.query ")
         if ex.request is not None:
             self._message(ex.request, ctx, "request")
 
@@ -307,8 +464,24 @@ class Decoder:
         if ctype.startswith("multipart/"):
             if self._multipart(data, ctype, loc, ctx):
                 return
+        if "grpc" in ctype:
+            if "grpc-web-text" in ctype:
+                raw = _b64decode(data.decode("ascii", "replace").strip())
+                if raw is not None and self._grpc(raw, loc, ctx):
+                    return
+            elif self._grpc(data, loc, ctx):
+                return
+        if "protobuf" in ctype or "proto" in ctype.split(";")[0].split("/")[-1]:
+            if self._protobuf(data, loc, ctx, strict=False):
+                return
+        if ctype.startswith(("audio/", "video/")) and ctx.depth == 0:
+            # a recording sent as the whole body (voice note, dictation)
+            self._attachment(ctx, loc, ctype, "", len(data))
+            return
         text = None if truncated and "json" in ctype else _printable_text(data)
         if text is None:
+            if not truncated and ("octet-stream" in ctype or not ctype) and self._protobuf(data, loc, ctx, strict=True):
+                return
             self._strings(data, loc, ctx)
             return
         stripped = text.strip()
@@ -318,16 +491,145 @@ class Decoder:
             m = _SOCKETIO.match(stripped)
             if m:
                 stripped = stripped[m.end() :]
+                if stripped[:1] == "[" and self._socketio_event(stripped, loc, ctx):
+                    return
+        elif stripped[:1] in _STOMP_FIRST:
+            m = _STOMP.match(stripped)
+            if m:
+                # a STOMP frame (Spring/RabbitMQ chat over WebSocket): the
+                # body after the headers is the payload
+                frame_body = stripped[m.end() :].rstrip("\x00").strip()
+                if frame_body:
+                    self._body(frame_body.encode("utf-8"), "", f"{loc} stomp", ctx)
+                return
         if stripped[:1] in ("{", "[") or "json" in ctype:
             if self._json_text(stripped, loc, ctx, ndjson=True):
                 return
         if "x-www-form-urlencoded" in ctype or _FORMISH.match(stripped):
-            for k, v in parse_qsl(stripped, keep_blank_values=True):
-                self._string(v, ctx, f"{loc} form[{k}]", k, normalize_key(k))
+            self._pairs(parse_form(stripped), ctx, f"{loc} form[", "]")
             return
-        self._string(text, ctx, loc, "", "")
+        if _SSE.match(stripped) and self._sse(stripped, loc, ctx):
+            return
+        # a bare text body (or text WebSocket message) is read as the
+        # message's "body": a chat app's plain-text send is the user's text
+        self._string(text, ctx, loc, "", "body", keypath="$")
+
+    def _pairs(self, pairs: list[tuple[str, str]], ctx: _Ctx, prefix: str, suffix: str = "") -> None:
+        """Query or form pairs; each knows the others' keys (``siblings``),
+        like the keys of one JSON object."""
+        keys = frozenset(normalize_key(k) for k, _ in pairs)
+        for k, v in pairs:
+            self._string(v, ctx, f"{prefix}{k}{suffix}", k, normalize_key(k), siblings=keys)
+
+    def _socketio_event(self, text: str, loc: str, ctx: _Ctx) -> bool:
+        """``42["event", arg, ...]``: each argument is read under the event's
+        name as its key (``["send_message", "hi"]`` reads as {"send_message": "hi"})."""
+        try:
+            arr = json.loads(text)
+        except (ValueError, RecursionError):
+            return False
+        if not (isinstance(arr, list) and arr and isinstance(arr[0], str)):
+            return False
+        event, nev = arr[0], normalize_key(arr[0])
+        # the event name is protocol, not an analytics event: its own key
+        self._emit(ctx, f"{loc} $[0]", "socket.io event", "socketioevent", event, keypath="$.socketioevent")
+        for i, arg in enumerate(arr[1:], 1):
+            self._walk(arg, ctx, f"{loc} ", f"$[{i}]", f"$.{nev}", event, nev, frozenset({"socketioevent", nev}))
+        return True
+
+    def _sse(self, text: str, loc: str, ctx: _Ctx) -> bool:
+        datas = _SSE_DATA.findall(text)
+        if not datas:
+            return False
+        for i, d in enumerate(datas):
+            d = d.strip()
+            if d and d != "[DONE]":
+                if d[:1] in ("{", "[") and self._json_text(d, f"{loc} sse[{i}]", ctx):
+                    continue
+                self._string(d, ctx, f"{loc} sse[{i}]", "", "")
+        return True
+
+    # --------------------------------------------------------------- protobuf
+
+    def _grpc(self, data: bytes, loc: str, ctx: _Ctx) -> bool:
+        """gRPC / gRPC-web length-prefixed frames, each a protobuf message."""
+        i, frames = 0, []
+        while i + 5 <= len(data):
+            flags, ln = _GRPC_FRAME.unpack_from(data, i)
+            if flags & 0x7E or i + 5 + ln > len(data):
+                return False
+            frames.append((flags, data[i + 5 : i + 5 + ln]))
+            i += 5 + ln
+        if i != len(data) or not frames:
+            return False
+        for n, (flags, payload) in enumerate(frames):
+            if flags & 0x80:  # trailers (grpc-status ...)
+                continue
+            if flags & 0x01:
+                inflated = self._inflate(payload)
+                if inflated is None:
+                    continue
+                payload = inflated[1]
+            if not self._protobuf(payload, f"{loc} grpc[{n}]", ctx, strict=False):
+                self._strings(payload, f"{loc} grpc[{n}]", ctx)
+        return True
+
+    def _protobuf(self, data: bytes, loc: str, ctx: _Ctx, strict: bool) -> bool:
+        """Schema-less protobuf: every field, nested messages tried recursively,
+        text fields as strings. Locations read ``protobuf 1.3`` (field 3 of the
+        message in field 1). ``strict`` (an untyped body): accept only if at
+        least one text field came out, so random bytes are not read as fields."""
+        budget = [self.bounds.max_protobuf_fields]
+        try:
+            msg = parse_protobuf(data, budget)
+        except _ProtoBudget:
+            self.stats["bounds_hit"]["protobuf_fields"] += 1
+            return False
+        except _NotProto:
+            return False
+        if not msg:
+            return False
+        out: list[tuple[str, str, bool]] = []
+        self._proto_collect(msg, "", out, budget, 0)
+        if strict and not any(is_text for _, _, is_text in out):
+            return False
+        keys = frozenset()
+        for path, value, _ in out:
+            self._string(value, ctx, f"{loc} protobuf {path}", path, "protobuf", keypath=f"$.protobuf.{path}", siblings=keys)
+        return True
+
+    def _proto_collect(self, msg, prefix: str, out: list, budget: list[int], level: int) -> None:
+        for num, wt, v in msg:
+            path = f"{prefix}{num}"
+            if wt == 0:
+                out.append((path, str(v), False))
+            elif wt == 2:
+                assert isinstance(v, bytes)
+                text = _printable_text(v) if v else None
+                nested = None
+                if (text is None or (v[:1] < b"\x20")) and len(v) >= 2:
+                    if level + 1 > self.bounds.max_depth:
+                        self.stats["bounds_hit"]["depth"] += 1
+                    else:
+                        try:
+                            nested = parse_protobuf(v, budget)
+                        except _ProtoBudget:
+                            self.stats["bounds_hit"]["protobuf_fields"] += 1
+                            nested = None
+                        except _NotProto:
+                            nested = None
+                if nested:
+                    self._proto_collect(nested, path + ".", out, budget, level + 1)
+                elif text is not None:
+                    out.append((path, text, True))
+            else:
+                num_s = _fixed_number(v)
+                if num_s is not None:
+                    out.append((path, num_s, False))
 
     def _inflate(self, data: bytes) -> tuple[str, bytes] | None:
+        if data[:4] == _ZSTD_MAGIC:
+            return self._unzstd(data)
         if data[:2] == b"\x1f\x8b":
             step, wbits = "gzip", 16 + zlib.MAX_WBITS
         elif len(data) > 2 and data[0] == 0x78 and data[1] in (0x01, 0x5E, 0x9C, 0xDA) and (data[0] << 8 | data[1]) % 31 == 0:
@@ -342,6 +644,24 @@ class Decoder:
         if d.unconsumed_tail:
             self.stats["bounds_hit"]["inflate_bytes"] += 1
         return step, out
+
+    def _unzstd(self, data: bytes) -> tuple[str, bytes] | None:
+        """A zstd frame (SDKs that compress the body themselves, with no
+        Content-Encoding header); zstandard ships with mitmproxy."""
+        try:
+            import zstandard
+        except ImportError:  # pragma: no cover - mitmproxy depends on it
+            return None
+        limit = self.bounds.max_inflate_bytes
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(data)
+            out = reader.read(limit + 1)
+        except zstandard.ZstdError:
+            return None
+        if len(out) > limit:
+            self.stats["bounds_hit"]["inflate_bytes"] += 1
+            out = out[:limit]
+        return "zstd", out
 
     def _strings(self, data: bytes, loc: str, ctx: _Ctx) -> None:
         """Printable runs of a binary body (protobuf and friends keep strings as UTF-8)."""
@@ -371,12 +691,30 @@ class Decoder:
             name = nm.group(1) if nm else ""
             ct = re.search(r"(?im)^content-type:\s*(.+)$", headers)
             part_loc = f"{loc} multipart[{name}]"
+            fn = re.search(r'filename\*?="?([^";\r\n]*)"?', headers)
+            if fn is not None or (ct and not ct.group(1).lower().startswith(("text/plain", "application/json"))):
+                # An attachment (voice note, file): what it is matters even
+                # when its bytes cannot be read - say so as a field.
+                self._attachment(ctx, part_loc, ct.group(1).strip() if ct else "", fn.group(1) if fn else "", len(body), body[:16], name)
             text = _printable_text(body)
             if text is not None and "filename=" not in headers and not text.lstrip()[:1] in ("{", "["):
                 self._string(text, ctx, part_loc, name, normalize_key(name))
             else:
                 self._body(body, ct.group(1).strip() if ct else "", part_loc, ctx)
         return True
+
+    def _attachment(self, ctx: _Ctx, loc: str, ctype: str, filename: str, size: int, head: bytes = b"", name: str = "") -> None:
+        kind = ctype.split(";")[0].strip().lower()
+        if not kind or kind == "application/octet-stream":
+            kind = (mimetypes.guess_type(filename)[0] or "") if filename else ""
+            if not kind and _AUDIO_EXT.search(filename):
+                kind = "audio/" + filename.rsplit(".", 1)[1].lower()
+            if not kind:
+                kind = _sniff_audio(head) or ""
+            if not kind and _AUDIO_NAME.fullmatch(normalize_key(name)):
+                kind = "audio/unknown"
+        self._emit(ctx, f"{loc} content-type", "Content-Type", "partcontenttype", kind or "application/octet-stream",
+                   keypath="$.partcontenttype")
 
     # ------------------------------------------------------------------- JSON
 
@@ -434,7 +772,10 @@ class Decoder:
                     keypath=kpath, siblings=siblings, items=items,
                 )
             for i, v in enumerate(obj):
-                self._walk(v, ctx, prefix, f"{path}[{i}]", kpath + "[]", key, nkey, siblings, level + 1)
+                # an instruction the app itself wrote (a system prompt) is not
+                # what the user said: its path reads "messages[system]"
+                step = "[system]" if isinstance(v, dict) and (v.get("role") or v.get("Role")) in _APP_ROLES else "[]"
+                self._walk(v, ctx, prefix, f"{path}[{i}]", kpath + step, key, nkey, siblings, level + 1)
             return
         if obj is None:
             return
@@ -448,7 +789,7 @@ class Decoder:
     def _string(self, s: str, ctx: _Ctx, loc: str, key: str, nkey: str, **kw) -> None:
         """Emit a string value, then whatever it decodes to."""
         if "keypath" not in kw:
-            kw["keypath"] = f"$.{nkey}" if nkey else ""
+            kw["keypath"] = (_bracket_path(key) if "[" in key else f"$.{nkey}") if nkey else ""
         self._emit(ctx, loc, key, nkey, s, **kw)
         if len(s) < 8:
             return
@@ -468,17 +809,18 @@ class Decoder:
                 except (ValueError, RecursionError):
                     pass
             return
+        if "=" in st and "&" in st and _FORMISH.match(st):
+            # before percent-decoding: an encoded "&" or "=" inside a value
+            # must not split it
+            sub = self._deeper(ctx, "form")
+            if sub is not None:
+                self._pairs(parse_form(st), sub, f"{loc} form[", "]")
+            return
         if "%" in st and _PCT.search(st):
-            u = unquote(st)
+            u = _unquote_any(st)
             sub = self._deeper(ctx, "url")
             if u != st and sub is not None:
                 self._string(u, sub, loc, key, nkey, **kw)
-            return
-        if "=" in st and "&" in st and _FORMISH.match(st):
-            sub = self._deeper(ctx, "form")
-            if sub is not None:
-                for k, v in parse_qsl(st, keep_blank_values=True):
-                    self._string(v, sub, f"{loc} form[{k}]", k, normalize_key(k))
             return
         if len(st) >= 16 and _HEX.match(st):
             data = bytes.fromhex(st)

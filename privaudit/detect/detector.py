@@ -118,8 +118,9 @@ class _Cand:
 
 
 def _neg(s: str) -> tuple[int, ...]:
-    # lower rule id wins ties: compare negated code points
-    return tuple(-ord(c) for c in s)
+    # lower rule id wins ties: compare negated code points; the end marker
+    # makes a prefix ("device.imei") lower than its extensions
+    return tuple(-ord(c) for c in s) + (1,)
 
 
 _NUMBER_START = frozenset("-0123456789")

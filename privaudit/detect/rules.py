@@ -88,7 +88,9 @@ class Rule:
     key: re.Pattern | None = None
     value: re.Pattern | None = None
     keypath: re.Pattern | None = None
+    unless_keypath: re.Pattern | None = None
     endpoint: re.Pattern | None = None
+    unless_endpoint: re.Pattern | None = None
     sibling: re.Pattern | None = None
     unless_sibling: re.Pattern | None = None
     location: re.Pattern | None = None
@@ -97,6 +99,8 @@ class Rule:
     validator_name: str | None = None
     validator: Validator | None = None
     shape: str = "scalar"
+    separated: bool = True
+    """shape list: also read a separated string, not only a JSON list."""
     min_items: int = 2
     record_keys: tuple[re.Pattern, ...] = ()
     req_substr: tuple[str, ...] = ()
@@ -112,7 +116,7 @@ class Rule:
         memoised per value)."""
         return all(
             x is None
-            for x in (self.context, self.endpoint, self.keypath, self.location, self.sibling, self.unless_sibling)
+            for x in (self.context, self.endpoint, self.unless_endpoint, self.keypath, self.unless_keypath, self.location, self.sibling, self.unless_sibling)
         )
 
     # ---------------------------------------------------------------- matching
@@ -126,7 +130,11 @@ class Rule:
         """
         if self.endpoint is not None and not self.endpoint.search(url):
             return None
+        if self.unless_endpoint is not None and self.unless_endpoint.search(url):
+            return None
         if self.keypath is not None and not self.keypath.search(f.keypath):
+            return None
+        if self.unless_keypath is not None and self.unless_keypath.search(f.keypath):
             return None
         if self.location is not None and not self.location.search(f.location):
             return None
@@ -245,7 +253,9 @@ class RuleSet:
             if len(self._key_index) > 100_000:
                 self._key_index.clear()
             hit = tuple(
-                r for r in self.key_rules if r.shape in _SHAPES_FOR[is_list] and r.key.fullmatch(nkey)
+                r
+                for r in self.key_rules
+                if r.shape in _SHAPES_FOR[is_list] and (is_list or r.separated) and r.key.fullmatch(nkey)
             )
             self._key_index[k] = hit
         return hit
@@ -352,7 +362,7 @@ def _check_one_plain(path: Path) -> tuple[Rule | None, list[str]]:
         )
     regexes = {
         n: _compile(path, root, data, n, errors)
-        for n in ("pattern", "key", "value", "path", "endpoint", "sibling", "unless_sibling", "location", "context")
+        for n in ("pattern", "key", "value", "path", "unless_path", "endpoint", "unless_endpoint", "sibling", "unless_sibling", "location", "context")
     }
     record_keys = []
     for i, rk in enumerate(data.get("record_keys", [])):
@@ -380,7 +390,9 @@ def _check_one_plain(path: Path) -> tuple[Rule | None, list[str]]:
         key=regexes["key"],
         value=regexes["value"],
         keypath=regexes["path"],
+        unless_keypath=regexes["unless_path"],
         endpoint=regexes["endpoint"],
+        unless_endpoint=regexes["unless_endpoint"],
         sibling=regexes["sibling"],
         unless_sibling=regexes["unless_sibling"],
         location=regexes["location"],
@@ -389,6 +401,7 @@ def _check_one_plain(path: Path) -> tuple[Rule | None, list[str]]:
         validator_name=vname,
         validator=VALIDATORS.get(vname) if vname else None,
         shape=shape,
+        separated=bool(data.get("separated", True)),
         min_items=int(data.get("min_items", 2 if shape != "scalar" else 1)),
         record_keys=tuple(record_keys),
         req_substr=tuple(req.get("substr", ())),

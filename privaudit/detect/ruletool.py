@@ -12,6 +12,9 @@ Case forms (see ``$defs/case`` in the schema):
   ``header``, the ``query``, a ``cookie``, a ``form`` body or a client
   ``websocket`` message (as JSON) instead;
 * ``{json: {...}}`` - that JSON document as the body (siblings, lists, nesting);
+* ``{body: "...", content_type: "..."}`` - a raw body; characters up to
+  U+00FF are bytes (``"\\xNN"`` in YAML double quotes), for protobuf, gRPC-web
+  frames and multipart uploads;
 * ``url:`` - the request URL (for rules limited to some endpoints).
 """
 
@@ -58,7 +61,13 @@ def case_exchange(case, index: int = 0) -> Exchange:
         body, ctype = case.encode("utf-8"), "text/plain; charset=utf-8"
     else:
         url = case.get("url", url)
-        if "json" in case:
+        if "body" in case:
+            # characters U+0000-U+00FF stand for bytes (write "\xNN" in a YAML
+            # double-quoted string), so binary bodies can be written as text
+            text = case["body"]
+            body = text.encode("latin-1") if all(ord(c) < 256 for c in text) else text.encode("utf-8")
+            ctype = case["content_type"]
+        elif "json" in case:
             body, ctype = json.dumps(case["json"], ensure_ascii=False).encode("utf-8"), "application/json"
         else:
             key, value = case["key"], case["value"]

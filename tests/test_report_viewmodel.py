@@ -343,3 +343,27 @@ def test_the_flowmap_is_bounded():
     assert len(middle) == MAX_NODES and middle[-1].label == "and 7 more"
     assert not fm.empty and fm.height > 0
     assert build_view({"schema_version": 1}, "en").flowmap.empty
+
+
+def test_endpoint_detail_cards_are_bounded_and_the_rest_counted():
+    import copy
+    import json
+    from pathlib import Path
+
+    from privaudit.report import render_bytes
+    from privaudit.report.viewmodel import MAX_ENDPOINT_CARDS, build_view
+
+    doc = json.loads((Path(__file__).parent / "fixtures" / "report" / "sample_findings.json").read_text())
+    template = doc["endpoints"][0]
+    doc["endpoints"] = []
+    for i in range(MAX_ENDPOINT_CARDS + 7):
+        ep = copy.deepcopy(template)
+        ep["host"] = f"h{i}.example.com"
+        doc["endpoints"].append(ep)
+    view = build_view(doc, "en")
+    extra = len(view.endpoints) - MAX_ENDPOINT_CARDS
+    assert extra >= 7  # the fixture's findings name a few hosts of their own too
+    assert len(view.endpoint_cards) == MAX_ENDPOINT_CARDS and view.endpoint_cards_omitted == extra
+    html = render_bytes(doc, "html", "en").decode()
+    assert html.count('<section class="endpoint"') == MAX_ENDPOINT_CARDS
+    assert f"{extra} further endpoint(s) are not shown in detail" in html

@@ -30,6 +30,10 @@ SUPPORTED_SCHEMA_VERSIONS = (1,)
 APPENDIX_FINDINGS_PER_ENDPOINT = 100
 #: Findings in the whole appendix (keeps a report of a long capture printable).
 APPENDIX_FINDINGS_TOTAL = 1000
+#: Endpoints given a detail card (most serious first); the rest are counted
+#: and stay in the recipients table and the findings JSON. A day-long capture
+#: can reach thousands of hosts; this keeps the HTML report a few MB.
+MAX_ENDPOINT_CARDS = 150
 #: Top findings told in plain words in the executive summary.
 TOP_FINDINGS = 6
 #: Warnings listed in the coverage section.
@@ -450,6 +454,8 @@ class ReportView:
     blind_spots: list[Line] = field(default_factory=list)
     custody: Custody | None = None
     appendix_endpoints: list[EndpointView] = field(default_factory=list)
+    endpoint_cards: list[EndpointView] = field(default_factory=list)
+    endpoint_cards_omitted: int = 0
     appendix_limit: int = APPENDIX_FINDINGS_PER_ENDPOINT
     appendix_total: int = APPENDIX_FINDINGS_TOTAL
     appendix_shown: int = 0
@@ -942,6 +948,8 @@ def build_view(
         countries=countries,
         categories=categories,
         endpoints=endpoint_views,
+        endpoint_cards=endpoint_views[:MAX_ENDPOINT_CARDS],
+        endpoint_cards_omitted=max(0, len(endpoint_views) - MAX_ENDPOINT_CARDS),
         cleartext=cleartext,
         coverage=coverage,
         method=method,

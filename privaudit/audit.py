@@ -292,7 +292,12 @@ class Audit:
                 "tls_versions": dict(self.tls_versions),
                 "tls_failures": list(self.tls_failures),
             },
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings)
+            + (
+                [f"{self.analysis_errors - 100} more flows failed analysis (only the first 100 are listed)"]
+                if self.analysis_errors > 100
+                else []
+            ),
             "demo": self.demo,
             "redacted": not self.show_values,
             "phases": list(self.phases),

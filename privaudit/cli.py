@@ -103,13 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lang", choices=LANGS, default="en")
     r.add_argument("-o", "--output", metavar="OUT", required=True)
 
-    c = sub.add_parser("capture", help="run the proxy and record an audit")
-    c.add_argument("--mode", default="regular", help="mitmproxy mode: regular, wireguard, local:APP, transparent, upstream:URL, reverse:URL")
-    c.add_argument("--listen-host", default="127.0.0.1")
-    c.add_argument("--listen-port", type=int, default=8080)
-    c.add_argument("--canaries", metavar="FILE")
-    c.add_argument("--lang", choices=LANGS, default="en")
-    c.add_argument("-o", "--output", metavar="AUDIT_DIR", required=True)
+    _capture_parser(sub)
 
     d = sub.add_parser("demo", help="run a scripted chat-app session through the real proxy and audit it")
     d.add_argument("-o", "--output", metavar="DIR", default="privaudit-demo")
@@ -228,29 +222,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _policy_exit(doc, args.fail_on)
 
 
-def _onboarding(ready, mode: str) -> None:
-    """Tells the tester where to point the device, once the proxy listens."""
-    ready.wait()
-    if getattr(ready, "error", None):
-        return
-    ca = Path(ready.confdir) / "mitmproxy-ca-cert.pem" if ready.confdir else None
-    lines = [f"privaudit: proxy ({mode}) listening on " + ", ".join(f"{h}:{p}" for h, p in ready.listen_addrs)]
-    if ca:
-        lines.append(f"privaudit: CA certificate to install and trust on the device: {ca} (or browse to http://mitm.it through the proxy)")
-    for srv in getattr(ready, "servers", ()) or ():
-        conf = srv.get("wireguard_conf") if isinstance(srv, dict) else None
-        if conf:
-            lines.append("privaudit: WireGuard client configuration for the device (contains a private key; do not store it):")
-            lines.append(conf)
-    lines.append("privaudit: use the app now; press Ctrl-C to stop and write the audit")
-    print("\n".join(lines), file=sys.stderr, flush=True)
+def _capture_parser(sub) -> None:
+    c = sub.add_parser("capture", help="run the proxy, show what personal data goes where live, and record an audit")
+    c.add_argument("--mode", default="regular",
+                   help="mitmproxy mode: regular (default), wireguard, local:APP, transparent, upstream:URL, reverse:URL")
+    c.add_argument("--listen-host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 lets a phone on the same network connect")
+    c.add_argument("--listen-port", type=int, default=8080)
+    c.add_argument("--canaries", metavar="FILE", help="YAML file with the tester's seeded test identity")
+    c.add_argument("--own-domain", metavar="DOMAIN", action="append", default=[],
+                   help="a domain of the app's own maker (repeatable)")
+    c.add_argument("--rules", metavar="DIR", action="append", default=[], help="extra rules folder (repeatable)")
+    c.add_argument("--geoip", metavar="FILE.mmdb", action="append", default=[], help="GeoIP/ASN MMDB (repeatable)")
+    c.add_argument("--tester", help="who ran the test (recorded in meta.json)")
+    c.add_argument("--device", help="the device under test, e.g. 'Pixel 7, Android 14'")
+    c.add_argument("--app", help="the app under test, e.g. DeepSeek")
+    c.add_argument("--app-version", help="the app's version")
+    c.add_argument("--phase-key", metavar="KEY=NAME", action="append", default=[],
+                   help="bind a dashboard key to a phase, e.g. 6='logged out' (keys 1-5 are the standard phases, p any text)")
+    c.add_argument("-q", "--quiet", action="store_true",
+                   help="no onboarding or dashboard: only errors and a final summary (scripts, CI)")
+    c.add_argument("--no-live", action="store_true", help="only record; analyse after the capture ends")
+    c.add_argument("--lang", choices=LANGS, default="en")
+    c.add_argument("-o", "--output", metavar="AUDIT_DIR", required=True)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    import threading
-
-    from .audit import analyze
-    from .capture.runner import CaptureReady, run_capture
+    from .audit import dump_document
+    from .capture.addon import parse_domains
+    from .capture.console import capture_session, capture_summary, parse_phase_keys
     from .report import render_report
 
     out = Path(args.output)
@@ -258,29 +258,47 @@ def cmd_capture(args: argparse.Namespace) -> int:
         from .detect import load_canaries
 
         load_canaries(Path(args.canaries))  # a bad canary file fails before the proxy starts
-    ready = CaptureReady()
-    threading.Thread(target=_onboarding, args=(ready, args.mode), daemon=True).start()
-    result = run_capture(
+    try:
+        own = parse_domains(args.own_domain)
+    except ValueError as e:
+        raise ConfigError(f"--own-domain: {e}") from e
+    phase_keys = parse_phase_keys(args.phase_key)
+    result = capture_session(
         out,
         mode=args.mode,
         listen_host=args.listen_host,
         listen_port=args.listen_port,
         canaries=Path(args.canaries) if args.canaries else None,
-        ready=ready,
+        own_domains=own,
+        meta_fields={"tester": args.tester, "device": args.device, "app": args.app, "app_version": args.app_version},
+        rules_dirs=args.rules,
+        geoip_paths=args.geoip,
+        quiet=args.quiet,
+        phase_keys=phase_keys,
+        live=not args.no_live,
     )
-    if result.write_errors:
-        print(f"privaudit: warning: {result.write_errors} flows could not be recorded; see {result.meta}", file=sys.stderr)
+    print(capture_summary(result), file=sys.stderr)
     if result.flows_written == 0 and (not result.flows.exists() or result.flows.stat().st_size == 0):
         print(f"privaudit: no flows were captured; nothing to analyse (session facts in {result.meta})", file=sys.stderr)
         return EXIT_OK
-    from .audit import dump_document
+    if result.findings is not None:  # analysed live: every flow of the flow file, deferred ones included
+        doc = json.loads(result.findings.read_text("utf-8"))
+    else:
+        from .audit import analyze
 
-    doc = analyze([out], canaries_path=args.canaries)
-    with atomic_text_writer(out / "findings.json") as f:
-        dump_document(doc, f)
+        doc = analyze(
+            [out],
+            canaries_path=args.canaries,
+            rules_dirs=args.rules,
+            geoip_paths=args.geoip,
+            own_domains=[d.removeprefix("*.") for d in own],
+        )
+        with atomic_text_writer(out / "findings.json") as f:
+            dump_document(doc, f)
     render_report(doc, "html", args.lang, out / "report.html")
     print(_summary(doc), file=sys.stderr)
-    print(f"privaudit: audit written to {out}/ (flows.mitm, findings.json, report.html)", file=sys.stderr)
+    if not args.quiet:
+        print(f"privaudit: audit written to {out}/ (flows.mitm, meta.json, findings.json, report.html)", file=sys.stderr)
     return EXIT_OK
 
 

@@ -223,7 +223,7 @@ def test_session_meta_is_written_at_start_and_end(tmp_path):
 def test_addon_path_is_a_loadable_mitmproxy_script():
     with taddons.context() as tctx:
         ns = tctx.script(capture.addon_path())  # the script's module, whose `addons` mitmproxy loads
-    assert [type(a).__name__ for a in ns.addons] == ["Recorder", "TlsFailures", "Session"]
+    assert [type(a).__name__ for a in ns.addons] == ["StreamKeeper", "Recorder", "TlsFailures", "LiveAnalysis", "Session"]
     assert capture.addon_path().endswith("addon.py")
 
 
@@ -232,9 +232,9 @@ def test_failed_fsync_loses_no_flow(recorder, monkeypatch):
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(pa.os, "fsync", no_sync)
-    monkeypatch.setattr(pa, "FSYNC_INTERVAL", 0.0)
     f = tflow.tflow(resp=True)
     recorder.response(f)
+    recorder.flush()  # what the flusher thread does, at most a second later
     monkeypatch.undo()
     assert (recorder.flows_written, recorder.write_errors) == (1, 0)
     assert "Input/output error" in recorder.last_error

@@ -200,3 +200,12 @@ def test_sniffing_ignores_the_file_name(tmp_path, name):
     p = tmp_path / "capture.bin"
     p.write_bytes((CORPUS / name).read_bytes())
     assert sniff_format(p) == ("har" if name.endswith(".har") else "mitm")
+
+
+def test_folder_skips_empty_capture_files_but_not_when_all_are_empty(tmp_path):
+    (tmp_path / "flows.mitm").write_bytes((CORPUS / "dumpfile-7.mitm").read_bytes())
+    (tmp_path / "flows.open.mitm").write_bytes(b"")
+    assert len(list(read_exchanges([tmp_path]))) == 2
+    (tmp_path / "flows.mitm").write_bytes(b"")
+    with pytest.raises(InputError, match="all empty"):
+        list(read_exchanges([tmp_path]))

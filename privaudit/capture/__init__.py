@@ -1,8 +1,15 @@
-"""Live capture: the mitmproxy addon that records flows, and the in-process
-proxy runner behind ``privaudit capture``.
+"""Live capture: the mitmproxy addons that record and analyse flows, the
+in-process proxy runner behind ``privaudit capture``, its terminal dashboard
+and the onboarding it prints.
 
-``addon.py`` runs inside mitmproxy and only records; analysis happens after
-the capture, on the recorded file.
+- ``addon.py``: :class:`~privaudit.capture.addon.Recorder` (flow file),
+  :class:`~privaudit.capture.addon.StreamKeeper` (server-sent events),
+  :class:`~privaudit.capture.addon.Session` (meta.json, phase marks);
+  loadable as a script with ``mitmdump``/``mitmweb -s``.
+- ``live.py``: analysis in a worker thread, never on mitmproxy's event loop.
+- ``runner.py``: :func:`run_capture` and the audit directory layout.
+- ``dashboard.py``: the rich live view and its phase keys.
+- ``onboarding.py``: where to point the device, the CA, WireGuard's QR code.
 """
 
 from __future__ import annotations
@@ -11,17 +18,17 @@ from pathlib import Path
 
 
 def addon_path() -> str:
-    """Path of the addon script, for ``mitmdump -s``/``mitmproxy -s``."""
+    """Path of the addon script, for ``mitmdump``/``mitmweb -s``."""
     return str(Path(__file__).resolve().with_name("addon.py"))
 
 
 def __getattr__(name: str):
     # run_capture/CaptureResult import mitmproxy's whole proxy stack; load on use.
-    if name in ("run_capture", "CaptureResult"):
+    if name in ("run_capture", "CaptureResult", "CaptureReady"):
         from privaudit.capture import runner
 
         return getattr(runner, name)
     raise AttributeError(name)
 
 
-__all__ = ["addon_path", "run_capture", "CaptureResult"]
+__all__ = ["addon_path", "run_capture", "CaptureResult", "CaptureReady"]

@@ -1,39 +1,58 @@
-"""The privaudit mitmproxy addon: record every completed flow, nothing more.
+"""The privaudit mitmproxy addons: record every completed flow, analyse it off
+the event loop, keep the session's facts.
 
-Runs inside mitmproxy (``privaudit capture`` or ``mitmdump -s <this file>``)
-and only writes flows to a mitmproxy flow file; detection runs later, outside
-mitmproxy's event loop, on that file. Written in the style of mitmproxy's own
-``save.py``/``block.py``: one small class per concern, options declared in
-``load()``, parsed once in ``configure()`` (bad values raise ``OptionsError``),
-short hooks, stdlib logging.
+Runs inside mitmproxy (``privaudit capture``, or ``mitmdump``/``mitmweb -s
+<this file>``). Written in the style of mitmproxy's own ``save.py``/``block.py``:
+one small class per concern, options declared in ``load()``, parsed once in
+``configure()`` (bad values raise ``OptionsError``), short hooks, stdlib logging.
+
+- :class:`StreamKeeper` streams server-sent events (and other answers that
+  arrive piece by piece) to the app as they come, keeping a bounded copy of
+  the body for the flow file.
+- :class:`Recorder` appends each completed flow to the flow file at once.
+- :class:`~privaudit.capture.live.LiveAnalysis` analyses recorded flows in a
+  worker thread, annotates them in mitmweb and writes ``findings.json``.
+- :class:`Session` keeps ``meta.json`` and the phase marks.
 
 Options::
 
-    privaudit_flowfile     append completed flows here (created 0600)
-    privaudit_meta_file    write the session's meta.json here (0600)
-    privaudit_canaries     the tester's canary file, checked at start-up and
-                           recorded in meta.json for the analysis that follows
-    privaudit_own_domains  the audited app's own domains (first party),
-                           recorded in meta.json
+    privaudit_flowfile       append completed flows here (created 0600)
+    privaudit_meta_file      write the session's meta.json here (0600)
+    privaudit_findings_file  write the live analysis' findings document here
+    privaudit_canaries       the tester's canary file (checked at start-up)
+    privaudit_own_domains    the audited app's own domains (first party)
+    privaudit_rules          extra rules folders for the live analysis
+    privaudit_geoip          GeoIP/ASN MMDB files for the live analysis
+    privaudit_live           analyse flows while capturing (default on)
+    privaudit_annotate       comment and mark flows with their findings (mitmweb)
+    privaudit_tester, privaudit_device, privaudit_app, privaudit_app_version
+                             who tested what, recorded in meta.json
+    privaudit_stream_types   content types streamed to the app as they arrive
+    privaudit_stream_keep    bytes of a streamed body kept for the analysis
 
-Command ``privaudit.phase NAME`` (mitmproxy console ``:privaudit.phase login``,
-or :meth:`privaudit.capture.runner.CaptureReady.phase`) marks the start of a
-test phase in meta.json; the analysis groups findings by phase.
+Command ``privaudit.phase NAME`` (mitmweb's command bar or mitmproxy console
+``:privaudit.phase "consent given"``; ``privaudit.phase 3`` for the third
+standard phase) marks a moment of the session in meta.json; the report's
+timeline uses the marks (e.g. data sent before consent).
 
 Example::
 
-    mitmdump -s "$(python -c 'import privaudit.capture as c; print(c.addon_path())')" \\
-        --set privaudit_flowfile=audit/flows.mitm --set privaudit_meta_file=audit/meta.json
+    mitmweb -s "$(python -c 'import privaudit.capture as c; print(c.addon_path())')" \\
+        --set privaudit_flowfile=audit/flows.mitm --set privaudit_meta_file=audit/meta.json \\
+        --set privaudit_own_domains=deepseek.com --set privaudit_canaries=canaries.yaml
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import io
 import logging
 import os
 import re
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -44,14 +63,38 @@ from mitmproxy import http
 from mitmproxy import io as mio
 from mitmproxy import version as mversion
 
-from privaudit.capture.files import open_private_append, write_private_json
+from privaudit.capture.files import open_private_append, replace_private, write_private_json
+from privaudit.capture.live import LiveAnalysis
 
 logger = logging.getLogger(__name__)
 
 #: How often, at most, the flow file is fsync'ed while flows keep arriving.
-#: Every flow is written with its own os.write (so it is in the OS as soon as
-#: it completes); fsync bounds what a power loss can take.
+#: Every flow is written with its own os.write the moment it completes (so a
+#: killed process loses nothing); a flusher thread fsyncs in batches, off the
+#: event loop, which bounds what a power loss can take.
 FSYNC_INTERVAL = 1.0
+
+#: WebSocket flows stay open for a whole chat; until they end, a copy of each
+#: is rewritten at most this often to ``<flowfile stem>.open<suffix>`` (a
+#: capture file ``privaudit analyze AUDIT_DIR`` reads after the flow file), so
+#: a killed capture keeps their messages too.
+CHECKPOINT_INTERVAL = 2.0
+
+#: The moments a tester usually marks, in order (dashboard keys 1-5).
+STANDARD_PHASES = ("launched", "consent shown", "consent given", "logged in", "sent prompt")
+
+#: Content types whose bodies are streamed to the app as they arrive: chat
+#: apps stream answers as server-sent events or newline-delimited JSON.
+STREAM_TYPES = (
+    "text/event-stream",
+    "application/x-ndjson",
+    "application/stream+json",
+    "application/jsonl",
+    "application/x-jsonlines",
+)
+
+#: Bytes of a streamed body kept for the flow file and the analysis.
+STREAM_KEEP = 8 * 1024 * 1024
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?$")
 
@@ -85,6 +128,133 @@ def parse_domains(specs: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def phase_name(value: str) -> str:
+    """A phase mark's name: ``"1"``..``"5"`` stand for :data:`STANDARD_PHASES`,
+    anything else is free text (white space collapsed, at most 80 characters).
+
+    >>> phase_name("3"), phase_name("  found   the settings ")
+    ('consent given', 'found the settings')
+    """
+    name = " ".join(str(value).split())[:80]
+    if name.isdigit() and 1 <= int(name) <= len(STANDARD_PHASES):
+        return STANDARD_PHASES[int(name) - 1]
+    return name
+
+
+def explain_os_error(e: BaseException) -> str:
+    """What a write error means for the tester, in one line."""
+    code = getattr(e, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        hint = "the disk is full: free some space; until then flows are NOT recorded (traffic still flows)"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "no permission to write there: fix the folder's permissions; until then flows are NOT recorded"
+    else:
+        hint = "flows are not recorded until this is fixed (traffic still flows)"
+    return f"{type(e).__name__}: {e} -- {hint}"
+
+
+# --- streamed bodies --------------------------------------------------------------
+
+
+class KeptBody:
+    """A ``message.stream`` callable: passes every chunk on unchanged, at once,
+    and keeps the first ``cap`` bytes; when the stream ends (or the flow is
+    recorded before it ends) the kept bytes become the message's body, and
+    ``flow.metadata["privaudit_streamed"]`` says how much was kept."""
+
+    def __init__(self, flow: http.HTTPFlow, message: http.Message, side: str, cap: int) -> None:
+        self.flow = flow
+        self.message = message
+        self.side = side
+        self.cap = cap
+        self.buf = bytearray()
+        self.total = 0
+        self.finished = False
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if chunk:
+            self.total += len(chunk)
+            room = self.cap - len(self.buf)
+            if room > 0:
+                self.buf += chunk[:room]
+        else:  # b"" marks the end of the stream
+            self.finish()
+        return chunk
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.message.raw_content is None:  # mitmproxy 12's store_streamed_bodies may have kept it all
+            self.message.raw_content = bytes(self.buf)
+        self.flow.metadata.setdefault("privaudit_streamed", {})[self.side] = {
+            "bytes": self.total,
+            "kept": min(self.total, len(self.buf)),
+            "truncated": self.total > len(self.buf),
+        }
+
+
+def fill_kept_bodies(f: mflow.Flow) -> None:
+    """Before a flow is recorded: streamed bodies become their kept copy."""
+    if isinstance(f, http.HTTPFlow):
+        for m in (f.request, f.response):
+            if m is not None and isinstance(m.stream, KeptBody):
+                m.stream.finish()
+
+
+class StreamKeeper:
+    """Streams answers that arrive piece by piece (server-sent events, NDJSON)
+    to the app without waiting for their end, and keeps a bounded copy for the
+    analysis. Bodies mitmproxy itself decided to stream (``stream_large_bodies``)
+    are kept the same way instead of being lost."""
+
+    def __init__(self) -> None:
+        self.types: tuple[str, ...] = STREAM_TYPES
+        self.keep = STREAM_KEEP
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "privaudit_stream_types",
+            Sequence[str],
+            list(STREAM_TYPES),
+            "Content types streamed to the app as they arrive (a copy is kept for the audit).",
+        )
+        loader.add_option(
+            "privaudit_stream_keep",
+            int,
+            STREAM_KEEP,
+            "Bytes of each streamed body kept for the flow file and the analysis.",
+        )
+
+    def configure(self, updated) -> None:
+        if "privaudit_stream_types" in updated:
+            self.types = tuple(t.strip().lower() for t in ctx.options.privaudit_stream_types if t.strip())
+        if "privaudit_stream_keep" in updated:
+            if ctx.options.privaudit_stream_keep < 0:
+                raise exceptions.OptionsError("privaudit_stream_keep: must be 0 or more bytes, e.g. 8388608")
+            self.keep = ctx.options.privaudit_stream_keep
+
+    def requestheaders(self, f: http.HTTPFlow) -> None:
+        if f.request.stream is True:
+            f.request.stream = KeptBody(f, f.request, "request", self.keep)
+
+    def responseheaders(self, f: http.HTTPFlow) -> None:
+        r = f.response
+        if r is None or callable(r.stream):
+            return
+        ctype = r.headers.get("content-type", "").split(";")[0].strip().lower()
+        if r.stream is True or ctype in self.types:
+            r.stream = KeptBody(f, r, "response", self.keep)
+
+
+# --- recording ----------------------------------------------------------------------
+
+#: ``listener(index, flow_id, offset, data)`` — a flow was recorded as record
+#: ``index`` of the flow file, at byte ``offset`` (None without a flow file),
+#: serialised as ``data``.
+Listener = Callable[[int, str, Optional[int], bytes], None]
+
+
 class Recorder:
     """Appends each completed flow to ``privaudit_flowfile``.
 
@@ -92,19 +262,39 @@ class Recorder:
     (WebSocket flows on ``websocket_end``), TCP/UDP on ``*_end``/``*_error``,
     DNS on ``dns_response``/``dns_error``. Flows still open at shutdown are
     written by ``done``. Each flow is serialised with ``mitmproxy.io.FlowWriter``
-    into memory and appended with one ``os.write``; a failed or short write is
-    cut back off the file so it stays readable. Write errors are counted and
-    logged, never raised: the app's traffic keeps flowing.
+    into memory and appended with one ``os.write``, so a killed process loses
+    nothing already written; a failed or short write is cut back off the file
+    so it stays readable. Write errors are counted and logged, never raised:
+    the app's traffic keeps flowing. A flusher thread fsyncs in batches.
+
+    ``count`` is the number of flows in the file (an existing file's flows
+    included), so a flow's index is its position in the file, the index the
+    findings document uses. ``listeners`` hear of every recorded flow.
+
+    WebSocket flows still open are checkpointed to :attr:`open_path` (see
+    :data:`CHECKPOINT_INTERVAL`); a checkpoint left by a killed session is
+    appended to the flow file when the next session opens it.
     """
 
     def __init__(self) -> None:
         self.path: Path | None = None
         self.fd: int | None = None
+        self.count = 0
+        self.existing = 0
+        self.existing_bytes = 0
         self.flows_written = 0
         self.write_errors = 0
         self.last_error: str | None = None
-        self._last_fsync = 0.0
+        self.listeners: list[Listener] = []
         self._open: dict[str, mflow.Flow] = {}
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._stop_flush = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self.open_path: Path | None = None
+        self._ws: dict[str, http.HTTPFlow] = {}
+        self._last_checkpoint = 0.0
+        self._checkpoint_timer = None
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -125,10 +315,17 @@ class Recorder:
         self.path = None
         if path is not None:
             try:
-                self.fd = open_private_append(path)
+                fd = open_private_append(path)
             except OSError as e:
                 raise exceptions.OptionsError(f"privaudit_flowfile: cannot open {path}: {e.strerror or e}") from e
-            self.path = path
+            self.open_path = path.with_name(f"{path.stem}.open{path.suffix or '.mitm'}")
+            self.existing, self.existing_bytes = _existing_flows(fd, path)
+            self.existing, self.existing_bytes = _recover_open_flows(fd, self.open_path, self.existing)
+            self.count = self.existing
+            self.fd, self.path = fd, path
+            self._stop_flush.clear()
+            self._flusher = threading.Thread(target=self._flush_loop, name="privaudit-fsync", daemon=True)
+            self._flusher.start()
             logger.info("privaudit: recording flows to %s", path)
 
     # --- hooks ---------------------------------------------------------------
@@ -143,8 +340,19 @@ class Recorder:
     def error(self, f: http.HTTPFlow) -> None:
         self.response(f)
 
+    def websocket_start(self, f: http.HTTPFlow) -> None:
+        if self.open_path is not None:
+            self._ws[f.id] = f
+            self._checkpoint_soon()
+
+    def websocket_message(self, f: http.HTTPFlow) -> None:
+        if f.id in self._ws:
+            self._checkpoint_soon()
+
     def websocket_end(self, f: http.HTTPFlow) -> None:
         self.save(f)
+        if self._ws.pop(f.id, None) is not None:
+            self._checkpoint()
 
     def tcp_start(self, f) -> None:
         self._started(f)
@@ -176,31 +384,42 @@ class Recorder:
     def done(self) -> None:
         for f in list(self._open.values()):
             self.save(f)
+        self._ws.clear()
+        self._checkpoint()  # nothing open any more: the checkpoint goes
         self._close()
 
     # --- writing -------------------------------------------------------------
 
     def _started(self, f: mflow.Flow) -> None:
-        if self.fd is not None:
+        if self.fd is not None or self.listeners:
             self._open[f.id] = f
 
     def save(self, f: mflow.Flow) -> None:
         self._open.pop(f.id, None)
-        if self.fd is None:
+        if self.fd is None and not self.listeners:
             return
         try:
+            fill_kept_bodies(f)
             buf = io.BytesIO()
             mio.FlowWriter(buf).add(f)
-            self._append(buf.getvalue())
+            data = buf.getvalue()
+            offset = self._append(data) if self.fd is not None else None
         except Exception as e:  # never raise into mitmproxy: count, log, keep proxying
             self.write_errors += 1
             self._report(e, "could not record a flow to")
             return
-        self.flows_written += 1
-        if time.monotonic() - self._last_fsync >= FSYNC_INTERVAL:
-            self._sync()
+        index = self.count
+        self.count += 1
+        if offset is not None:
+            self.flows_written += 1
+            self._dirty = True
+        for listener in self.listeners:
+            try:
+                listener(index, f.id, offset, data)
+            except Exception as e:  # pragma: no cover - a listener must never break recording
+                logger.error("privaudit: live analysis hand-over failed: %s", e)
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, data: bytes) -> int:
         assert self.fd is not None
         start = os.lseek(self.fd, 0, os.SEEK_END)
         view = memoryview(data)
@@ -214,26 +433,121 @@ class Recorder:
             except OSError:  # pragma: no cover
                 pass
             raise
+        return start
 
-    def _sync(self) -> None:
-        assert self.fd is not None
+    def _checkpoint_soon(self) -> None:
+        due = self._last_checkpoint + CHECKPOINT_INTERVAL - time.monotonic()
+        if due <= 0:
+            self._checkpoint()
+        elif self._checkpoint_timer is None:
+            try:
+                self._checkpoint_timer = asyncio.get_running_loop().call_later(due, self._checkpoint)
+            except RuntimeError:  # no event loop (tools, tests): the next message once due writes it
+                pass
+
+    def _checkpoint(self) -> None:
+        """Rewrite the copy of the WebSocket flows still open (or remove it)."""
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
+            self._checkpoint_timer = None
+        self._last_checkpoint = time.monotonic()
+        if self.open_path is None:
+            return
         try:
-            os.fsync(self.fd)
-        except OSError as e:  # the flow is written, only not yet durable
-            self._report(e, "could not sync")
-        self._last_fsync = time.monotonic()
+            if not self._ws:
+                self.open_path.unlink(missing_ok=True)
+                return
+            buf = io.BytesIO()
+            writer = mio.FlowWriter(buf)
+            for f in self._ws.values():
+                writer.add(f)
+            replace_private(self.open_path, buf.getvalue())
+        except Exception as e:  # never raise into mitmproxy
+            self._report(e, "could not keep a copy of the open WebSocket flows in")
+
+    def flush(self) -> None:
+        """fsync what was written since the last flush (thread-safe)."""
+        with self._lock:
+            if self.fd is None or not self._dirty:
+                return
+            self._dirty = False
+            try:
+                os.fsync(self.fd)
+            except OSError as e:  # the flow is written, only not yet durable
+                self._report(e, "could not sync")
+
+    def _flush_loop(self) -> None:
+        while not self._stop_flush.wait(FSYNC_INTERVAL):
+            self.flush()
 
     def _report(self, e: Exception, what: str) -> None:
-        message = f"{type(e).__name__}: {e}"
+        message = explain_os_error(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
         if message != self.last_error:  # once per distinct error, not once per flow
             logger.error("privaudit: %s %s: %s", what, self.path, message)
         self.last_error = message
 
     def _close(self) -> None:
+        self._stop_flush.set()
+        if self._flusher is not None:
+            self._flusher.join(5)
+            self._flusher = None
         if self.fd is not None:
-            self._sync()
-            os.close(self.fd)
-        self.fd = None
+            self.flush()
+            with self._lock:
+                os.close(self.fd)
+                self.fd = None
+
+
+def _existing_flows(fd: int, path: Path) -> tuple[int, int]:
+    """(flows, bytes) already in a flow file being appended to. A damaged tail
+    (a record cut short by a crash) is moved aside to ``<name>.damaged-<time>``
+    and cut off, so the flows recorded from now on stay readable."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return 0, 0
+    from privaudit.source.flowfile import RecordError, iter_records
+
+    n, good = 0, 0
+    try:
+        for offset, raw in iter_records(path):
+            n, good = n + 1, offset + len(raw)
+    except RecordError as e:
+        aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+        with open(path, "rb") as src:
+            src.seek(good)
+            tail = src.read()
+        fd2 = open_private_append(aside)
+        try:
+            os.write(fd2, tail)
+        finally:
+            os.close(fd2)
+        os.ftruncate(fd, good)
+        logger.warning("privaudit: %s: cut off a damaged tail after %d flows (%s); kept it in %s", path, n, e, aside)
+    return n, good
+
+
+def _recover_open_flows(fd: int, open_path: Path, existing: int) -> tuple[int, int]:
+    """A killed session's checkpoint of its open flows becomes part of the
+    flow file (they are all the session kept of them); returns the file's new
+    (flows, bytes)."""
+    from privaudit.source.flowfile import RecordError, iter_records
+
+    for stale in open_path.parent.glob(f".{open_path.name}.*.tmp"):  # a checkpoint cut off mid-write
+        stale.unlink(missing_ok=True)
+    n = 0
+    if open_path.exists():
+        try:
+            for _, raw in iter_records(open_path):
+                view = memoryview(raw)
+                while view:
+                    view = view[os.write(fd, view):]
+                n += 1
+        except RecordError as e:  # pragma: no cover - written whole by rename; keep what is readable
+            logger.warning("privaudit: %s: %s", open_path, e)
+        open_path.unlink()
+        if n:
+            logger.warning("privaudit: recovered %d flows still open when the last session ended (%s)", n, open_path)
+    return existing + n, os.fstat(fd).st_size
 
 
 class TlsFailures:
@@ -275,27 +589,40 @@ class TlsFailures:
         return [dict(e) for e in self.entries.values()]
 
 
+#: meta.json's "audit" fields and the options that set them.
+META_FIELDS = ("tester", "device", "app", "app_version")
+
+
 class Session:
     """Checks the session's inputs at start-up and keeps ``meta.json``.
 
     meta.json holds what the analysis and the report need to know about the
-    capture besides the flows: start and end time, phase marks (command
-    ``privaudit.phase NAME``), proxy mode, listen addresses, tool versions,
-    canary file, own domains, the recorder's counters and the TLS handshakes
-    that failed (hosts whose traffic could not be inspected). It is written when the proxy is running and again at shutdown,
-    so a crashed session still says when it started.
+    capture besides the flows (see :mod:`privaudit.capture.runner` for the
+    layout). It is written when the proxy is running, at every phase mark,
+    when the live analysis has loaded its rules, and at shutdown, so a killed
+    session still says when it started and what was marked.
     """
 
-    def __init__(self, recorder: Recorder | None = None, tls_failures: TlsFailures | None = None) -> None:
+    def __init__(
+        self,
+        recorder: Recorder | None = None,
+        tls_failures: TlsFailures | None = None,
+        live: LiveAnalysis | None = None,
+    ) -> None:
         self.recorder = recorder
         self.tls_failures = tls_failures
+        self.live = live
         self.meta_path: Path | None = None
         self.canaries: Path | None = None
         self.own_domains: tuple[str, ...] = ()
+        self.fields: dict[str, str | None] = dict.fromkeys(META_FIELDS)
         self.started: str | None = None
         self.ended: str | None = None
         self.listen_addrs: list[tuple[str, int]] = []
         self.phases: list[dict] = []
+        self._lock = threading.Lock()
+        if live is not None:
+            live.session = self
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -308,14 +635,18 @@ class Session:
             "privaudit_canaries",
             Optional[str],
             None,
-            "The tester's canary file (YAML). Checked at start-up and recorded for the analysis.",
+            "The tester's canary file (YAML). Checked at start-up and used by the analysis.",
         )
         loader.add_option(
             "privaudit_own_domains",
             Sequence[str],
             [],
-            "The audited app's own domains, e.g. deepseek.com (first party). Recorded for the analysis.",
+            "The audited app's own domains, e.g. deepseek.com (first party); the rest are third parties.",
         )
+        for name in META_FIELDS:
+            loader.add_option(
+                f"privaudit_{name}", Optional[str], None, f"Recorded in meta.json: the audit's {name.replace('_', ' ')}."
+            )
 
     def configure(self, updated) -> None:
         if "privaudit_meta_file" in updated:
@@ -329,6 +660,10 @@ class Session:
                 self.own_domains = parse_domains(ctx.options.privaudit_own_domains)
             except ValueError as e:
                 raise exceptions.OptionsError(f"privaudit_own_domains: {e}") from e
+        for name in META_FIELDS:
+            if f"privaudit_{name}" in updated:
+                v = getattr(ctx.options, f"privaudit_{name}")
+                self.fields[name] = " ".join(str(v).split())[:200] if v else None
 
     def running(self) -> None:
         self.started = utcnow_iso()
@@ -344,11 +679,12 @@ class Session:
 
     @command.command("privaudit.phase")
     def phase(self, name: str) -> None:
-        """Mark the start of a test phase (e.g. "login", "chat", "idle"): the
-        report groups findings by the phase they happened in."""
-        name = " ".join(str(name).split())[:80]
+        """Mark a moment of the session ("launched", "consent shown", "consent
+        given", "logged in", "sent prompt" -- or 1-5 for those -- or any text):
+        the report's timeline places findings before and after each mark."""
+        name = phase_name(name)
         if not name:
-            raise exceptions.CommandError("privaudit.phase: give the phase a name")
+            raise exceptions.CommandError("privaudit.phase: give the phase a name, e.g. \"consent given\" or 3")
         self.phases.append({"name": name, "timestamp": utcnow_iso()})
         logger.info("privaudit: phase %r", name)
         self.write(end=self.ended)
@@ -357,8 +693,16 @@ class Session:
         from privaudit import __version__
 
         rec = self.recorder
+        live = self.live
         return {
-            "tool": {"name": "privaudit", "version": __version__, "mitmproxy": mversion.VERSION},
+            "layout": 1,
+            "tool": {
+                "name": "privaudit",
+                "version": __version__,
+                "mitmproxy": mversion.VERSION,
+                "rules_digest": live.rules_digest if live is not None else None,
+            },
+            "audit": dict(self.fields),
             "capture": {"start": self.started, "end": end},
             "phases": list(self.phases),
             "mode": list(ctx.options.mode),
@@ -367,16 +711,19 @@ class Session:
             "canaries": str(self.canaries) if self.canaries else None,
             "own_domains": list(self.own_domains),
             "flows_written": rec.flows_written if rec is not None else None,
+            "flows_in_file": rec.count if rec is not None and rec.path is not None else None,
             "write_errors": rec.write_errors if rec is not None else None,
             "last_write_error": rec.last_error if rec is not None else None,
+            "analysis": live.counters() if live is not None and live.enabled else None,
             "tls_failures": self.tls_failures.to_json() if self.tls_failures is not None else [],
         }
 
-    def write(self, end: str | None) -> None:
+    def write(self, end: str | None = None) -> None:
         if self.meta_path is None:
             return
         try:
-            write_private_json(self.meta_path, self.meta(end))
+            with self._lock:  # the loop and the analysis thread both write it
+                write_private_json(self.meta_path, self.meta(end))
         except Exception as e:  # never raise into mitmproxy
             logger.error("privaudit: could not write %s: %s", self.meta_path, e)
 
@@ -401,9 +748,14 @@ def check_canaries(path: Path) -> Path:
     return path.resolve()
 
 
-def make_addons() -> list:
+def make_addons(live: LiveAnalysis | None = None) -> list:
+    """privaudit's addons in hook order: bodies are kept before a flow is
+    recorded, recorded before it is analysed, analysed before meta.json's
+    final counters are written."""
     recorder, tls_failures = Recorder(), TlsFailures()
-    return [recorder, tls_failures, Session(recorder, tls_failures)]
+    live = live if live is not None else LiveAnalysis()
+    live.attach(recorder)
+    return [StreamKeeper(), recorder, tls_failures, live, Session(recorder, tls_failures, live)]
 
 
 addons = make_addons()

@@ -1,4 +1,5 @@
-"""The capture's own file primitive: an owner-only append-only flow file.
+"""The capture's own file primitives: an owner-only append-only flow file,
+and a quick owner-only replace for the checkpoint of flows still open.
 
 Whole-file writes (meta.json, findings) go through :mod:`privaudit.fsutil`.
 """
@@ -29,3 +30,22 @@ def write_private_json(path: Path, doc: object) -> None:
     """Replace ``path`` atomically with ``doc`` as indented UTF-8 JSON, mode 0600."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     atomic_write(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def replace_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (mode 0600) through a temporary file and
+    a rename, without fsync: it must survive the process being killed, which
+    the page cache guarantees, and it is rewritten every few seconds, from
+    the event loop, where an fsync could stall traffic."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)

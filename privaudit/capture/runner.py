@@ -1,25 +1,39 @@
-"""Run mitmproxy in-process with the privaudit recorder (``privaudit capture``).
+"""Run mitmproxy in-process with the privaudit addons (``privaudit capture``).
 
-An audit directory (mode 0700) is what one capture session leaves behind::
+An audit directory (mode 0700; every file in it 0600) is what one capture
+session leaves behind::
 
     AUDIT_DIR/
-      flows.mitm     every completed flow, a mitmproxy flow file (mode 0600),
-                     appended as flows complete; readable by mitmproxy itself
-      meta.json      the session's facts (mode 0600): capture start/end (ISO
-                     8601 UTC), proxy mode, listen addresses, privaudit and
-                     mitmproxy versions, canary file, own domains, recorder
-                     counters (flows_written, write_errors), and the TLS
-                     handshakes that failed (tls_failures: hosts whose traffic
-                     the proxy could not inspect, e.g. certificate pinning)
-      findings.json  written afterwards by the CLI's analysis (not here)
+      flows.mitm     every completed flow, a mitmproxy flow file, appended the
+                     moment each flow completes (fsync'ed in batches of at most
+                     a second); readable by mitmproxy itself and by
+                     ``privaudit analyze/report AUDIT_DIR`` even after the
+                     capture was killed (kill -9) or the machine lost power
+      flows.open.mitm  while WebSocket flows are open (or after a kill): a
+                     copy of them, rewritten every CHECKPOINT_INTERVAL seconds;
+                     read after flows.mitm, moved into it by the next session
+      meta.json      the session's facts: layout (1); tool (privaudit and
+                     mitmproxy versions, rules_digest); audit (tester, device,
+                     app, app_version); capture start/end (ISO 8601 UTC, end
+                     null while running or after a kill); phases (name +
+                     timestamp marks); mode and listen addresses; canary file;
+                     own domains; recorder counters (flows_written,
+                     flows_in_file, write_errors, last_write_error); analysis
+                     counters (flows_analysed, analysis_errors, findings,
+                     deferred, not_analysed, rules_error, stopped);
+                     tls_failures (hosts whose traffic the proxy could not
+                     inspect, e.g. certificate pinning)
+      findings.json  the live analysis' findings document, written when the
+                     capture ends (missing after a kill: run ``privaudit
+                     analyze AUDIT_DIR``, which reads the flow file)
       report.*       written afterwards by the CLI's report (not here)
 
 The directory is a valid ``INPUT`` for ``privaudit analyze``/``report``.
 
 :func:`run_capture` blocks until SIGINT/SIGTERM (when called from the main
-thread) or until its ``stop`` event is set; analysis is the caller's job.
-mitmproxy keeps its CA in ``confdir`` (``~/.mitmproxy`` by default, the CA the
-tester installed on the device).
+thread) or until its ``stop`` event is set. mitmproxy keeps its CA in
+``confdir`` (``~/.mitmproxy`` by default, the CA the tester installed on the
+device).
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +52,8 @@ from mitmproxy import exceptions, options
 from mitmproxy.master import Master
 from mitmproxy.proxy import mode_specs
 
-from privaudit.capture.addon import Recorder, Session, TlsFailures
+from privaudit.capture.addon import META_FIELDS, Recorder, Session, make_addons
+from privaudit.capture.live import QUEUE_SIZE, LiveAnalysis
 from privaudit.fsutil import private_dir
 from privaudit.errors import ConfigError
 
@@ -46,6 +61,7 @@ logger = logging.getLogger(__name__)
 
 FLOWS_NAME = "flows.mitm"
 META_NAME = "meta.json"
+FINDINGS_NAME = "findings.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +86,18 @@ class CaptureResult:
     """Flows appended to the flow file."""
     write_errors: int
     """Flows that could not be recorded (disk full, permissions); see meta.json."""
+    findings: Path | None = None
+    """The live analysis' findings document, ``audit_dir/findings.json``
+    (None when the live analysis was off or could not load its rules)."""
+    flows_analysed: int = 0
+    """Flows the live analysis read back and analysed."""
+    analysis_errors: int = 0
+    """Flows whose analysis raised (counted, never raised into the proxy)."""
+    deferred: int = 0
+    """Flows the analysis could not take at once and read back later."""
+    analysis_problem: str | None = None
+    """Why ``findings`` is None although the live analysis was on (rules
+    that did not load, a flow file it could not read, ...)."""
 
 
 class CaptureReady(threading.Event):
@@ -91,6 +119,8 @@ class CaptureReady(threading.Event):
     """mitmproxy's description of each proxy server (``ServerInstance.to_json``):
     for ``wireguard`` mode it holds ``wireguard_conf``, the client configuration
     to load on the device (it contains a private key: show it, don't store it)."""
+    live: LiveAnalysis | None = None
+    """The live analysis (its :meth:`~LiveAnalysis.snapshot` feeds the dashboard)."""
     _mark = None
 
     def phase(self, name: str) -> None:
@@ -103,9 +133,17 @@ class CaptureReady(threading.Event):
 class _Lifecycle:
     """Reports readiness (or a failed start) and stops on the caller's signal."""
 
-    def __init__(self, ready: threading.Event | None, stop: threading.Event | None, confdir: Path, session: Session) -> None:
+    def __init__(
+        self,
+        ready: threading.Event | None,
+        stop: threading.Event | None,
+        confdir: Path,
+        session: Session,
+        live: LiveAnalysis | None = None,
+    ) -> None:
         self.ready = ready
         self.session = session
+        self.live = live
         self.stop = stop
         self.confdir = confdir
         self.error: str | None = None
@@ -140,6 +178,7 @@ class _Lifecycle:
         r.confdir = self.confdir  # type: ignore[attr-defined]
         r.servers = self.servers  # type: ignore[attr-defined]
         r.error = self.error  # type: ignore[attr-defined]
+        r.live = self.live  # type: ignore[attr-defined]
         loop = asyncio.get_running_loop()
         r._mark = lambda name: loop.call_soon_threadsafe(self.session.phase, name)  # type: ignore[attr-defined]
         r.set()
@@ -170,6 +209,13 @@ def run_capture(
     stop: threading.Event | None = None,
     own_domains: Iterable[str] = (),
     mitm_options: Mapping[str, Any] | None = None,
+    *,
+    live: bool = True,
+    build_audit: Callable[[], Any] | None = None,
+    rules_dirs: Iterable[str | Path] = (),
+    geoip_paths: Iterable[str | Path] = (),
+    meta_fields: Mapping[str, str | None] | None = None,
+    queue_size: int = QUEUE_SIZE,
 ) -> CaptureResult:
     """Run a mitmproxy capture session into ``audit_dir`` until stopped.
 
@@ -180,11 +226,22 @@ def run_capture(
     are added after privaudit's own; ``mitm_options`` sets further mitmproxy
     options by name (as ``--set name=value`` would). Raises :class:`ConfigError` on a bad
     option or when the proxy cannot start (port in use, ...).
+
+    ``live`` analyses flows while capturing (in a worker thread, see
+    :mod:`privaudit.capture.live`) and writes ``findings.json`` at the end;
+    ``build_audit`` replaces the default :func:`privaudit.audit.build` with
+    ``rules_dirs``/``geoip_paths``/``canaries``/``own_domains``.
+    ``meta_fields`` (tester, device, app, app_version) go into meta.json.
     """
+    bad = sorted(set(meta_fields or {}) - set(META_FIELDS))
+    if bad:
+        raise ConfigError(f"unknown audit fields {bad}; expected some of {list(META_FIELDS)}")
     try:
         mode_specs.ProxyMode.parse(mode)
     except ValueError as e:
         raise ConfigError(f"invalid capture mode {mode!r}: {e}") from e
+    if live:
+        _preload_analysis()
     audit_dir = Path(audit_dir)
     created = not audit_dir.exists()
     private_dir(audit_dir)
@@ -203,6 +260,8 @@ def run_capture(
                 stop,
                 tuple(own_domains),
                 dict(mitm_options or {}),
+                _LiveSettings(live, build_audit, tuple(map(str, rules_dirs)), tuple(map(str, geoip_paths)),
+                              dict(meta_fields or {}), queue_size),
             )
         )
     except BaseException as e:
@@ -214,6 +273,29 @@ def run_capture(
         raise
 
 
+def _preload_analysis() -> None:
+    """Import the analysis stages here, before the proxy runs, rather than in
+    the analysis thread while the event loop may import some of the same
+    modules: no import work on the loop later, no import races."""
+    import privaudit.audit  # noqa: F401
+    import privaudit.detect  # noqa: F401
+    import privaudit.jurisdiction  # noqa: F401
+    import privaudit.jurisdiction.parties  # noqa: F401
+    import privaudit.source.convert  # noqa: F401
+    import privaudit.source.flowfile  # noqa: F401
+
+
+def _start_error(error: str, mode: str) -> str:
+    """mitmproxy's start-up error, without the Rust backtrace mitmproxy_rs
+    appends, and with what to do about local mode."""
+    message = " ".join(error.split("Stack backtrace:", 1)[0].split())
+    if mode.split(":", 1)[0].split("@", 1)[0] == "local":
+        from privaudit.capture.onboarding import local_mode_support
+
+        message += f" ({local_mode_support()[1]})"
+    return message
+
+
 def _remove_unstarted(audit_dir: Path, created: bool) -> None:
     """A session that never started leaves nothing behind: no empty flow
     file, no meta.json, no folder it made itself."""
@@ -222,10 +304,21 @@ def _remove_unstarted(audit_dir: Path, created: bool) -> None:
         if flows.exists() and flows.stat().st_size == 0:
             flows.unlink()
             (audit_dir / META_NAME).unlink(missing_ok=True)
+            (audit_dir / FINDINGS_NAME).unlink(missing_ok=True)
         if created:
             audit_dir.rmdir()  # only if empty
     except OSError:
         pass
+
+
+@dataclass(frozen=True)
+class _LiveSettings:
+    live: bool
+    build_audit: Callable[[], Any] | None
+    rules_dirs: tuple[str, ...]
+    geoip_paths: tuple[str, ...]
+    meta_fields: dict[str, str | None]
+    queue_size: int
 
 
 async def _run(
@@ -241,6 +334,7 @@ async def _run(
     stop: threading.Event | None,
     own_domains: tuple[str, ...],
     mitm_options: dict[str, Any],
+    settings: _LiveSettings,
 ) -> CaptureResult:
     # confdir goes in before the TLS addon exists so it never touches another CA.
     core: dict = {"mode": [mode], "listen_host": listen_host, "listen_port": listen_port}
@@ -253,21 +347,34 @@ async def _run(
     except (exceptions.OptionsError, KeyError, TypeError) as e:
         raise ConfigError(f"capture options: {e}") from e
     master = Master(opts)  # no termlog, no dumper: quiet; logs go to stdlib logging
-    recorder, tls_failures = Recorder(), TlsFailures()
-    session = Session(recorder, tls_failures)
-    lifecycle = _Lifecycle(ready, stop, Path(opts.confdir).expanduser(), session)
+    live = LiveAnalysis(settings.build_audit, settings.queue_size)
+    ours = make_addons(live)
+    recorder = next(a for a in ours if isinstance(a, Recorder))
+    session = next(a for a in ours if isinstance(a, Session))
+    lifecycle = _Lifecycle(ready, stop, Path(opts.confdir).expanduser(), session, live if settings.live else None)
     master.addons.add(*default_addons.default_addons())
-    master.addons.add(recorder, tls_failures, session, lifecycle, *extra_addons)
+    master.addons.add(*ours, lifecycle, *extra_addons)
     flows = audit_dir / FLOWS_NAME
     meta = audit_dir / META_NAME
+    findings = audit_dir / FINDINGS_NAME
     try:
         # inputs first, so a bad one fails before any file is created
         opts.update(
             privaudit_canaries=str(canaries) if canaries else None,
             privaudit_own_domains=list(own_domains),
+            privaudit_live=settings.live,
+            privaudit_rules=list(settings.rules_dirs),
+            privaudit_geoip=list(settings.geoip_paths),
+            **{f"privaudit_{k}": v for k, v in settings.meta_fields.items()},
             **mitm_options,
         )
-        opts.update(privaudit_flowfile=str(flows), privaudit_meta_file=str(meta))
+        if settings.live:
+            findings.unlink(missing_ok=True)  # a stale document must not pass for this session's
+        opts.update(
+            privaudit_flowfile=str(flows),
+            privaudit_meta_file=str(meta),
+            privaudit_findings_file=str(findings) if settings.live else None,
+        )
     except (exceptions.OptionsError, KeyError, TypeError) as e:
         recorder.done()
         raise ConfigError(str(e).strip("'\"")) from e
@@ -288,7 +395,7 @@ async def _run(
             loop.remove_signal_handler(sig)
     if lifecycle.error:
         recorder.done()
-        raise ConfigError(f"the capture proxy could not start: {lifecycle.error}")
+        raise ConfigError(f"the capture proxy could not start: {_start_error(lifecycle.error, mode)}")
     return CaptureResult(
         audit_dir=audit_dir,
         flows=flows,
@@ -299,4 +406,9 @@ async def _run(
         end=session.ended,
         flows_written=recorder.flows_written,
         write_errors=recorder.write_errors,
+        findings=findings if settings.live and live.document is not None else None,
+        flows_analysed=live.analysed,
+        analysis_errors=live.audit.analysis_errors if live.audit is not None else 0,
+        deferred=live.deferred_total,
+        analysis_problem=live.problem if settings.live else None,
     )

@@ -88,6 +88,8 @@ def capture_demo(out_dir: Path) -> tuple[Path, tuple[tuple[str, int], ...]]:
                         # lazy: the server socket opens after the request is
                         # read, so the flow keeps the app's host name and SNI
                         mitm_options={"connection_strategy": "lazy"},
+                        # the demo analyses the audit directory afterwards, with its demo addresses
+                        live=False,
                         ready=ready,
                         stop=stop,
                     )

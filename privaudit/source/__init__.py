@@ -110,8 +110,23 @@ def file_sha256(path: Path) -> str:
 
 
 def open_inputs(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, str]]:
-    """Expands and sniffs every input up front, so a bad one fails before any work."""
-    return [(p, sniff_format(p)) for p in expand_inputs(paths)]
+    """Expands and sniffs every input up front, so a bad one fails before any work.
+
+    An empty capture file found in a folder is skipped (a capture killed before
+    its first flow completed leaves one); a folder whose capture files are all
+    empty, or an empty file named directly, is an InputError.
+    """
+    out: list[tuple[Path, str]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = [f for f in expand_inputs([p]) if f.stat().st_size > 0]
+            if not found:
+                raise InputError(f"{p}: the folder's capture files are all empty; nothing was captured")
+            out.extend((f, sniff_format(f)) for f in found)
+        else:
+            out.extend((f, sniff_format(f)) for f in expand_inputs([p]))
+    return out
 
 
 def read_exchanges(

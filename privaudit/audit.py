@@ -359,9 +359,10 @@ def read_audit_meta(paths: Iterable[str | os.PathLike]) -> dict:
         if data.get("mode"):
             mode = data["mode"]
             out["environment"]["capture mode"] = ", ".join(map(str, mode)) if isinstance(mode, list) else str(mode)
+        fields = data.get("audit") if isinstance(data.get("audit"), dict) else data
         for k, v in _META_AUDITOR.items():
-            if data.get(k):
-                out["auditor"][v] = str(data[k])
+            if fields.get(k):
+                out["auditor"][v] = str(fields[k])
     return out
 
 

@@ -282,7 +282,14 @@ def cmd_capture(args: argparse.Namespace) -> int:
         print(f"privaudit: no flows were captured; nothing to analyse (session facts in {result.meta})", file=sys.stderr)
         return EXIT_OK
     if result.findings is not None:  # analysed live: every flow of the flow file, deferred ones included
+        from .audit import read_audit_meta
+
         doc = json.loads(result.findings.read_text("utf-8"))
+        meta = read_audit_meta([out])  # written when the proxy stopped, after the live document
+        doc.setdefault("coverage", {})["tls_failures"] = meta["tls_failures"]
+        doc["environment"] = {**doc.get("environment", {}), **meta["environment"]}
+        doc["auditor"] = {**meta["auditor"], **doc.get("auditor", {})}
+        doc["phases"] = doc.get("phases") or meta["phases"]
     else:
         from .audit import analyze
 

@@ -102,10 +102,7 @@ def test_capture_metadata_of_an_audit_directory_reaches_the_document(tmp_path):
         "mode": ["wireguard"],
         "phases": [{"name": "consent given", "timestamp": "2025-01-01T00:00:00Z"}],
         "tls_failures": [{"host": "pinned.example.com", "error": "certificate unknown"}],
-        "tester": "K. Lee",
-        "device": "Galaxy S23",
-        "app": "DeepSeek",
-        "app_version": "1.0.9",
+        "audit": {"tester": "K. Lee", "device": "Galaxy S23", "app": "DeepSeek", "app_version": "1.0.9"},
     }
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     doc = audit.analyze([tmp_path], jobs=1, auditor={"case_ref": "2025-PIPC-001", "device": ""})

@@ -295,13 +295,25 @@ class LiveAnalysis:
 
     def _analyse(self, fd: int | None, index: int, offset: int | None, length: int, data: bytes | None) -> None:
         from privaudit.source.convert import flow_to_exchange
+        from privaudit.source.fast import flow_state, http_exchange
         from privaudit.source.flowfile import decode_record
 
         audit = self.audit
         try:
             raw = data if data is not None else os.pread(fd, length, offset)  # type: ignore[arg-type]
-            flow = decode_record(raw)
-            ex = flow_to_exchange(flow, index, source=str(self.recorder.path) if self.recorder and self.recorder.path else "")
+            source = str(self.recorder.path) if self.recorder and self.recorder.path else ""
+            # The fast road (privaudit.source.fast) for current HTTP flows: the
+            # worker shares the interpreter with mitmproxy, so its time is the proxy's.
+            try:
+                state = flow_state(raw)
+                ex = http_exchange(state, index, source)
+                flow_id = state.get("id")
+            except ValueError:
+                ex = None
+            if ex is None:
+                flow = decode_record(raw)
+                ex = flow_to_exchange(flow, index, source=source)
+                flow_id = flow.id
         except Exception as e:
             self.read_errors += 1
             self._failed(index, "could not be read back for analysis", e)
@@ -317,7 +329,7 @@ class LiveAnalysis:
         except Exception as e:  # pragma: no cover - the dashboard's counters are best effort
             logger.debug("privaudit: dashboard counters: %s", e)
         if found and self.annotate:
-            self._call_on_loop(self._annotate, flow.id, [f.to_json() for f in found])
+            self._call_on_loop(self._annotate, flow_id, [f.to_json() for f in found])
 
     def _failed(self, index: int, what: str, e: Exception) -> None:
         msg = f"flow {index}: {what}: {type(e).__name__}: {e}"
@@ -395,7 +407,8 @@ class LiveAnalysis:
         if rec is not None and rec.path is not None and rec.path.exists():
             inputs.append({"path": str(rec.path), "sha256": file_sha256(rec.path), "format": "mitm", "flows": rec.count})
         doc = self.audit.document(inputs)
-        doc["findings"].sort(key=lambda d: d["flow_index"])  # deferred flows were analysed later
+        # Deferred flows were analysed later; sorted() also takes a spilled FindingSpool.
+        doc["findings"] = sorted(doc["findings"], key=lambda d: d["flow_index"])
         if self.session is not None:
             doc["phases"] = list(self.session.phases)
         return doc

@@ -35,7 +35,7 @@ def tnet_loads(buf: bytes) -> Any:
 
 #: Top-level parts of a flow's state that the Exchange needs; the rest
 #: (client connection details, metadata, ...) is skipped without parsing.
-_WANTED = frozenset({"type", "version", "request", "response", "server_conn", "websocket", "error", "timestamp_created"})
+_WANTED = frozenset({"id", "type", "version", "request", "response", "server_conn", "websocket", "error", "timestamp_created"})
 
 
 def flow_state(buf: bytes) -> dict:

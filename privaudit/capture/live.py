@@ -4,9 +4,11 @@ The :class:`~privaudit.capture.addon.Recorder` appends each completed flow to
 the flow file and hands :class:`LiveAnalysis` only the flow's place in it
 (index, byte offset, length) through a bounded queue: nothing on the event
 loop waits for the analysis, and the queue holds no flow bodies. A worker
-thread reads each flow back from the file (from the page cache, as
-``privaudit analyze`` would read it), turns it into an Exchange and feeds the
-shared :class:`privaudit.audit.Audit`. When the queue is full the flow is
+thread takes each place and has a separate, lower-priority process read the
+flow back from the file (from the page cache, as ``privaudit analyze`` would
+read it) and scan it; the thread feeds the result to the shared
+:class:`privaudit.audit.Audit`. Scanning in a process, not the thread, keeps
+it from holding the interpreter lock the proxy needs. When the queue is full the flow is
 *deferred*: its place is remembered and the worker reads it later, so no flow
 is ever dropped. An exception anywhere in the analysis is counted
 (``coverage.analysis_errors``) and never reaches the traffic.
@@ -46,9 +48,64 @@ COMMENT_FINDINGS = 8
 
 _SEVERE = ("high", "critical")
 
+#: Niceness of the analysis process: under load the kernel gives the proxy the
+#: CPU first; the analysis catches up (or defers) instead of slowing traffic.
+ANALYSIS_NICE = 10
+
+
+def _init_scanner(rules_dirs: list[str], canaries: str | None) -> None:
+    """Runs in the analysis process: lower priority, then load rules and canaries once."""
+    try:
+        os.nice(ANALYSIS_NICE)
+    except OSError:  # pragma: no cover - not permitted: run at normal priority
+        pass
+    from privaudit.parallel import _init_worker
+
+    _init_worker(rules_dirs, canaries, False)
+
+
+def read_exchange(raw: bytes, index: int, source: str):
+    """A recorded flow back as (Exchange, mitmproxy flow id): the fast road, else mitmproxy's."""
+    from privaudit.source.convert import flow_to_exchange
+    from privaudit.source.fast import flow_state, http_exchange
+    from privaudit.source.flowfile import decode_record
+
+    try:
+        state = flow_state(raw)
+        ex = http_exchange(state, index, source)
+        if ex is not None:
+            return ex, state.get("id")
+    except ValueError:
+        pass
+    flow = decode_record(raw)
+    return flow_to_exchange(flow, index, source=source), flow.id
+
+
+def _scan_record(index: int, source: str, offset: int | None, length: int, raw: bytes | None):
+    """Runs in the analysis process: read one flow back, scan it.
+
+    Returns ("read", error text) if the flow cannot be read, else
+    ("ok", exchange without bodies, flow id, findings or None, scan error or None).
+    """
+    from privaudit import parallel
+
+    try:
+        if raw is None:
+            with open(source, "rb") as f:
+                raw = os.pread(f.fileno(), length, offset)
+        ex, flow_id = read_exchange(raw, index, source)
+    except Exception as e:
+        return ("read", f"{type(e).__name__}: {e}")
+    try:
+        found, err = parallel._DETECTOR.scan(ex), None
+    except Exception as e:
+        found, err = None, f"{type(e).__name__}: {e}"
+    return ("ok", parallel._slim(ex), flow_id, found, err)
+
 
 class LiveAnalysis:
-    """mitmproxy addon: analyses each recorded flow in a worker thread.
+    """mitmproxy addon: analyses each recorded flow off the event loop (a worker
+    thread that hands the scanning to a lower-priority process).
 
     ``build_audit`` makes the :class:`~privaudit.audit.Audit` the worker fills
     (default: :func:`privaudit.audit.build` with the session's canaries, own
@@ -85,6 +142,7 @@ class LiveAnalysis:
         self._stats = _Stats()
         self._finished = False
         self.crashed: str | None = None
+        self._pool: Any = None
         self.problem: str | None = None
         """Why there is no findings document at the end, if there is none."""
 
@@ -95,7 +153,7 @@ class LiveAnalysis:
     # --- mitmproxy hooks ---------------------------------------------------------
 
     def load(self, loader) -> None:
-        loader.add_option("privaudit_live", bool, True, "Analyse flows while capturing, in a worker thread.")
+        loader.add_option("privaudit_live", bool, True, "Analyse flows while capturing, off the proxy's event loop (in a separate process).")
         loader.add_option(
             "privaudit_findings_file",
             Optional[str],
@@ -236,6 +294,8 @@ class LiveAnalysis:
             return
         self.audit = audit
         self.rules_digest = getattr(audit, "rules_digest", None)
+        if self.build_audit is None:
+            self._start_scanner(canaries)
         self._call_on_loop(self._session_write)
         fd: int | None = None
         try:
@@ -257,6 +317,27 @@ class LiveAnalysis:
         finally:
             if fd is not None:
                 os.close(fd)
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _start_scanner(self, canaries: Path | None) -> None:
+        """The default analysis scans in a separate, lower-priority process: a
+        thread would hold the interpreter lock the proxy needs and halve its
+        throughput. A custom ``build_audit`` (tests, embedders) scans in this thread."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            # spawn, not fork: mitmproxy's threads and event loop must not be copied mid-flight
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_scanner,
+                initargs=([str(d) for d in self.rules_dirs], str(canaries) if canaries else None),
+            )
+        except Exception as e:  # pragma: no cover - no process support: scan in this thread
+            logger.warning("privaudit: analysis process unavailable (%s); analysing in a thread", e)
+            self._pool = None
 
     def _next(self):
         while True:
@@ -294,35 +375,42 @@ class LiveAnalysis:
             self._failed(n, "could not be read back for analysis", e)
 
     def _analyse(self, fd: int | None, index: int, offset: int | None, length: int, data: bytes | None) -> None:
-        from privaudit.source.convert import flow_to_exchange
-        from privaudit.source.fast import flow_state, http_exchange
-        from privaudit.source.flowfile import decode_record
-
         audit = self.audit
-        try:
-            raw = data if data is not None else os.pread(fd, length, offset)  # type: ignore[arg-type]
-            source = str(self.recorder.path) if self.recorder and self.recorder.path else ""
-            # The fast road (privaudit.source.fast) for current HTTP flows: the
-            # worker shares the interpreter with mitmproxy, so its time is the proxy's.
+        source = str(self.recorder.path) if self.recorder and self.recorder.path else ""
+        if self._pool is not None:
             try:
-                state = flow_state(raw)
-                ex = http_exchange(state, index, source)
-                flow_id = state.get("id")
-            except ValueError:
-                ex = None
-            if ex is None:
-                flow = decode_record(raw)
-                ex = flow_to_exchange(flow, index, source=source)
-                flow_id = flow.id
-        except Exception as e:
-            self.read_errors += 1
-            self._failed(index, "could not be read back for analysis", e)
-            return
-        try:
-            found = audit.add(ex)  # counts the detector's own exceptions in audit.analysis_errors
-        except Exception as e:
-            self._failed(index, "analysis failed", e)
-            return
+                res = self._pool.submit(_scan_record, index, source, offset, length, data).result()
+            except Exception as e:  # the process died: go on in this thread
+                logger.warning("privaudit: analysis process failed (%s); analysing in a thread", e)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+                from privaudit import parallel
+
+                parallel._DETECTOR = audit.detector
+                res = _scan_record(index, source, offset, length, data)
+            if res[0] == "read":
+                self.read_errors += 1
+                self._failed(index, "could not be read back for analysis", RuntimeError(res[1]))
+                return
+            _, ex, flow_id, found, err = res
+            try:
+                found = audit.add(ex, found, err)
+            except Exception as e:
+                self._failed(index, "analysis failed", e)
+                return
+        else:
+            try:
+                raw = data if data is not None else os.pread(fd, length, offset)  # type: ignore[arg-type]
+                ex, flow_id = read_exchange(raw, index, source)
+            except Exception as e:
+                self.read_errors += 1
+                self._failed(index, "could not be read back for analysis", e)
+                return
+            try:
+                found = audit.add(ex)  # counts the detector's own exceptions in audit.analysis_errors
+            except Exception as e:
+                self._failed(index, "analysis failed", e)
+                return
         self.analysed += 1
         try:
             self._stats.add(ex, found, audit, self._own_regs)

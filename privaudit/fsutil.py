@@ -27,31 +27,21 @@ def atomic_write(path: Path, data: bytes) -> None:
 
     On any error the temp file is removed and ``path`` is left as it was.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        os.fchmod(fd, PRIVATE_FILE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with _atomic(Path(path), "wb") as f:
+        f.write(data)
+
+
+def atomic_text_writer(path: Path):
+    """A UTF-8 text file that becomes ``path`` (mode 0600) only if the block succeeds."""
+    return _atomic(Path(path), "w")
 
 
 @contextmanager
-def atomic_text_writer(path: Path) -> Iterator:
-    """A UTF-8 text file that becomes ``path`` (mode 0600) only if the block succeeds."""
-    path = Path(path)
+def _atomic(path: Path, mode: str) -> Iterator:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         os.fchmod(fd, PRIVATE_FILE)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..model import CertInfo, Exchange, Message, WsMessage
+from .convert import _text
 
 _COLON = ord(":")
 
@@ -111,15 +112,6 @@ def _parse(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
     if tag == 94:  # ^
         return float(buf[start:stop]), stop + 1
     raise ValueError(f"not a tnetstring: unknown type tag {tag}")
-
-
-def _text(v: bytes | str) -> str:
-    if isinstance(v, str):
-        return v
-    try:
-        return v.decode("utf-8")
-    except UnicodeDecodeError:
-        return v.decode("latin-1")
 
 
 def _get(headers: list, name: bytes) -> bytes | None:

@@ -159,10 +159,16 @@ def result():
     return E2.evaluate(SET)
 
 
-# Measured 2026-11-28 with the rules as they were: overall P 0.879 / R 0.787; below 0.90:
-# name R 0.46, behavioral R 0.44, device_id R 0.62, chat_content R 0.69, network_info R 0.77,
-# device_info P 0.68 R 0.83, credentials P 0.74, payment_card P 0.84 R 0.89, installed_apps R 0.83.
-@pytest.mark.xfail(strict=False, reason="the shipped rules do not yet meet the bars on this independent set")
+def test_detector_meets_the_overall_bars(result):
+    res, _responses = result
+    failures = [f for f in res.failures(0.95, 0.95, 0.0) if f.startswith("overall")]
+    assert not failures, "\n".join(failures)
+
+
+# First measured 2026-11-28 with the first rules: overall P 0.879 / R 0.787. After the
+# generality work: overall P 0.994 / R 0.976; below 0.90 still: chat_content R 0.857,
+# behavioral R 0.889 (P 0.930).
+@pytest.mark.xfail(strict=False, reason="chat_content and behavioral recall are still below 0.90 on this independent set")
 def test_detector_meets_the_bars(result):
     res, _responses = result
     failures = res.failures(0.95, 0.95, 0.90)

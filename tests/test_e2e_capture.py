@@ -272,3 +272,45 @@ def test_mitmdump_runs_the_addon_script(tmp_path, tls_server):
     assert flow.request.pretty_host == HOST  # eager connect: .host is the redirected address
     assert flow.server_conn.certificate_list
     assert json.loads((tmp_path / "out" / "meta.json").read_text())["capture"]["end"]
+
+
+def test_certificate_captured_through_the_proxy_names_the_operator(tmp_path):
+    """Jurisdiction evidence from a real certificate of a real test CA, seen by the real proxy.
+
+    The host's domain is in no operator map; only the server certificate's
+    subject organisation says who runs it (here a Chinese operator).
+    """
+    from privaudit.audit import analyze
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(HOST, organization_name="Beijing Volcano Engine Technology Co., Ltd.").configure_cert(server_ctx)
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    srv.socket = server_ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    ca_file = tmp_path / "test-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ready, stop, out = CaptureReady(), threading.Event(), {}
+
+    def run():
+        out["result"] = run_capture(
+            tmp_path / "audit", listen_port=0, confdir=tmp_path / "conf", ssl_verify_upstream_trusted_ca=ca_file,
+            extra_addons=[ToLoopback(srv.server_address[1])], live=False, ready=ready, stop=stop,
+        )
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        assert ready.wait(30) and ready.error is None
+        status, _ = https_post_through(ready.listen_port, tmp_path / "conf" / "mitmproxy-ca-cert.pem", b"{}")
+        assert status == 200
+    finally:
+        stop.set()
+        t.join(30)
+        srv.shutdown()
+        srv.server_close()
+    doc = analyze([tmp_path / "audit"], jobs=1)
+    (ep,) = [e for e in doc["endpoints"] if e["host"] == HOST]
+    tls = [e for e in ep["evidence"] if e["kind"] == "tls"]
+    assert tls and "Beijing Volcano Engine" in tls[0]["detail"]
+    assert "CN" in ep["jurisdictions"]

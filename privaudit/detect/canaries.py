@@ -23,9 +23,10 @@ Coordinates (``location: {lat: .., lon: ..}``) become "lat,lon" / "lon,lat" /
 that carries the latitude and the longitude as two numeric fields is matched
 with a tolerance of 0.001 degree (truncation to 3 decimals).
 
-All variants go into ONE Aho-Corasick automaton (pyahocorasick), searched once
-per decoded field and once per raw body; the cost does not grow with the number
-of canaries or variants. Matches of plain, URL and hex variants must not be
+All variants go into ONE Aho-Corasick automaton (pyahocorasick; searched with
+ahocorasick_rs when that is installed: the same overlapping matches, 2-3x
+faster), searched once per decoded field and once per raw body; the cost does
+not grow with the number of canaries or variants. Matches of plain, URL and hex variants must not be
 glued to more letters or digits (so "356938035643809" is not reported inside a
 longer number); base64 cores are by nature inside a blob and are not checked.
 """
@@ -44,6 +45,11 @@ from urllib.parse import quote, quote_plus
 
 import ahocorasick
 import phonenumbers
+
+try:  # the Rust automaton (a DFA with a SIMD prefilter), 2-3x faster; optional
+    import ahocorasick_rs
+except ImportError:  # pragma: no cover - depends on the environment
+    ahocorasick_rs = None
 import yaml
 
 from privaudit.errors import RuleError, yaml_location
@@ -281,18 +287,28 @@ class Canaries:
         self.coords = tuple(c for c in self.canaries if c.category == "location")
         self._automaton = ahocorasick.Automaton()
         seen: set[str] = set()
+        words: list[str] = []
+        self._payloads: list[tuple[int, str | None, bool, int, int]] = []
         rank = 0
         for ci, c in enumerate(self.canaries):
             for text, enc, bounded in variants(c):
                 if text in seen:
                     continue
                 seen.add(text)
-                self._automaton.add_word(text, (ci, enc, bounded, len(text), rank))
+                payload = (ci, enc, bounded, len(text), rank)
+                self._automaton.add_word(text, payload)
+                words.append(text)
+                self._payloads.append(payload)
                 rank += 1
         self.variant_count = len(seen)
         self._empty = not seen
+        self._rs = None
         if seen:
             self._automaton.make_automaton()
+            if ahocorasick_rs is not None:
+                # same words, same (overlapping, standard) matches: every
+                # occurrence of every variant, as pyahocorasick's iter()
+                self._rs = ahocorasick_rs.AhoCorasick(words)
 
     def __len__(self) -> int:
         return len(self.canaries)
@@ -302,7 +318,7 @@ class Canaries:
         if self._empty or not text:
             return
         n = len(text)
-        for end, (ci, enc, bounded, length, rank) in self._automaton.iter(text):
+        for end, (ci, enc, bounded, length, rank) in self._matches(text):
             start = end - length + 1
             if bounded:
                 t = text[start : end + 1]
@@ -311,6 +327,13 @@ class Canaries:
                 if t[-1] in _ASCII_ALNUM and end + 1 < n and text[end + 1] in _ASCII_ALNUM:
                     continue
             yield CanaryHit(self.canaries[ci], enc, text[start : end + 1], start, rank)
+
+    def _matches(self, text: str):
+        """(index of the last character, payload) of every variant occurrence."""
+        if self._rs is None:
+            return self._automaton.iter(text)
+        payloads = self._payloads
+        return [(stop - 1, payloads[i]) for i, _start, stop in self._rs.find_matches_as_indexes(text, overlapping=True)]
 
     def coord_parts(self, value: str) -> list[tuple[Canary, str]]:
         """For a numeric field: which location canaries' "lat" or "lon" it is

@@ -82,9 +82,12 @@ class Bounds:
     """Protobuf fields read from one message (all nesting levels)."""
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+# Not frozen: a frozen dataclass pays an object.__setattr__ call per
+# attribute in __init__, three times the cost of building a Field, and the
+# decoder builds one per value (treat Fields as read-only all the same).
+@dataclass(slots=True, eq=False)
 class Field:
-    """One value the app sent, with where and how it was found."""
+    """One value the app sent, with where and how it was found (read-only)."""
 
     side: str
     """"request" (incl. client WebSocket messages) or "response"."""
@@ -173,6 +176,41 @@ def _json_step(key: str) -> str:
     return f".{key}" if _SIMPLE_KEY.match(key) else f"[{json.dumps(key, ensure_ascii=False)}]"
 
 
+_KEY_INFO: dict[str, tuple[str, str, str]] = {}
+
+
+_SHAPES: dict[tuple, tuple[tuple[tuple[str, str, str, str], ...], frozenset[str]]] = {}
+
+
+def _object_shape(shape: tuple) -> tuple[tuple[tuple[str, str, str, str], ...], frozenset[str]]:
+    """Per key of a JSON object (keys in order): (key, normalised key,
+    location step, keypath step), and the set of normalised keys (the
+    siblings). Memoised per key tuple: objects of one shape (events, device
+    blocks) come back in every flow, and sharing the set lets its hash be
+    reused too."""
+    infos = tuple((k,) + _key_info(k) for k in (k if type(k) is str else str(k) for k in shape))
+    known = (infos, frozenset([i[1] for i in infos]))
+    # only str keys (all JSON has): 1, 1.0 and True are one dict key but
+    # three different names
+    if all(type(k) is str for k in shape):
+        if len(_SHAPES) >= 20_000:
+            _SHAPES.clear()
+        _SHAPES[shape] = known
+    return known
+
+
+def _key_info(key: str) -> tuple[str, str, str]:
+    """(normalised key, location step, keypath step) of a JSON object key,
+    memoised: traffic repeats a small vocabulary of keys."""
+    info = _KEY_INFO.get(key)
+    if info is None:
+        if len(_KEY_INFO) >= 65536:
+            _KEY_INFO.clear()
+        nk = normalize_key(key)
+        info = _KEY_INFO[key] = (nk, _json_step(key), "." + nk)
+    return info
+
+
 def _printable_text(data: bytes) -> str | None:
     """``data`` as text if it is UTF-8 that a person or a parser could read."""
     try:
@@ -205,6 +243,10 @@ _FORM_CHARSETS = ("utf-8", "cp949", "gb18030")
 def parse_form(qs: str) -> list[tuple[str, str]]:
     """``k=v&...`` pairs, percent-decoded in the first charset that decodes
     every pair cleanly (UTF-8, then CP949, then GB18030)."""
+    if "%" not in qs and "+" not in qs:
+        # nothing to decode: what parse_qsl(keep_blank_values=True) returns
+        # for such a string, without its per-pair unquoting
+        return [(k, v) for k, _, v in (p.partition("=") for p in qs.split("&") if p)]
     for cs in _FORM_CHARSETS:
         try:
             return parse_qsl(qs, keep_blank_values=True, encoding=cs, errors="strict")
@@ -336,6 +378,10 @@ def _fixed_number(raw: bytes) -> str | None:
     return repr(round(v, 7))
 
 
+_NO_KEYS: frozenset[str] = frozenset()
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(x, ensure_ascii=False), built once
+
+
 class _Budget(Exception):
     """Raised inside the walk when the per-exchange field budget is spent."""
 
@@ -363,6 +409,7 @@ class Decoder:
         self.stats.setdefault("undecodable_bodies", 0)
         self._out: list[Field] = []
         self._raw: list[RawText] = []
+        self._string_memo: dict[tuple, tuple[Field, ...]] = {}
 
     # ------------------------------------------------------------------ entry
 
@@ -396,10 +443,13 @@ class Decoder:
 
     # -------------------------------------------------------------- emitting
 
-    def _emit(self, ctx: _Ctx, location: str, key: str, nkey: str, value: str, **kw) -> None:
+    def _emit(
+        self, ctx: _Ctx, location: str, key: str, nkey: str, value: str,
+        keypath: str = "", siblings: frozenset = _NO_KEYS, items: tuple | None = None,
+    ) -> None:
         if len(self._out) >= self.bounds.max_fields:
             raise _Budget
-        self._out.append(Field(ctx.side, location, ctx.enc, key, nkey, value, **kw))
+        self._out.append(Field(ctx.side, location, ctx.enc, key, nkey, value, keypath, siblings, items))
 
     def _deeper(self, ctx: _Ctx, step: str) -> _Ctx | None:
         if ctx.depth + 1 > self.bounds.max_depth:
@@ -429,7 +479,7 @@ class Decoder:
                 continue
             if lname.startswith(":") or lname in _SKIP_HEADERS:
                 continue
-            self._string(value, ctx, f"{part}.header {name}", name, normalize_key(name, header=True))
+            self._string_once(value, ctx, f"{part}.header {name}", name, normalize_key(name, header=True))
         if msg.body:
             self._raw.append(RawText(ctx.side, f"{part}.body", msg.body[: self.bounds.max_body_bytes].decode("utf-8", "replace")))
             self._body(msg.body, msg.content_type, f"{part}.body", ctx)
@@ -442,7 +492,31 @@ class Decoder:
             name, sep, value = pair.strip().partition("=")
             if not sep or not name:
                 continue
-            self._string(value.strip().strip('"'), ctx, f"{part}.cookie {name}", name, normalize_key(name))
+            self._string_once(value.strip().strip('"'), ctx, f"{part}.cookie {name}", name, normalize_key(name))
+
+    def _string_once(self, s: str, ctx: _Ctx, loc: str, key: str, nkey: str) -> None:
+        """:meth:`_string` for a header or cookie of the message itself, whose
+        fields are remembered: the same User-Agent, tokens and ids come back
+        in every flow, and their fields say nothing about the flow."""
+        if len(s) < 8 or len(s) > 4096:
+            self._string(s, ctx, loc, key, nkey)
+            return
+        out = self._out
+        mk = (ctx.side, ctx.encoding, loc, key, nkey, s)
+        done = self._string_memo.get(mk)
+        if done is not None and len(out) + len(done) <= self.bounds.max_fields:
+            out.extend(done)
+            return
+        n0 = len(out)
+        stats = self.stats
+        before = (sum(stats["bounds_hit"].values()), stats["undecodable_bodies"])
+        self._string(s, ctx, loc, key, nkey)
+        # (only a clean run is replayed: bounds and counters stay exact)
+        if (sum(stats["bounds_hit"].values()), stats["undecodable_bodies"]) == before:
+            memo = self._string_memo
+            if len(memo) >= 20_000:
+                memo.clear()
+            memo[mk] = tuple(out[n0:])
 
     # ----------------------------------------------------------------- bodies
 
@@ -756,21 +830,45 @@ class Decoder:
                 if not rest:
                     return
                 obj = rest
-            named = [(str(k), normalize_key(str(k)), v) for k, v in obj.items()]
-            keys = frozenset(nk for _, nk, _ in named)
-            for k, nk, v in named:
-                self._walk(v, ctx, prefix, path + _json_step(k), f"{kpath}.{nk}", k, nk, keys, level + 1)
+            shape = tuple(obj)
+            known = _SHAPES.get(shape)
+            if known is None:
+                known = _object_shape(shape)
+            infos, keys = known
+            level += 1
+            if level > self.bounds.max_nesting:
+                for (k, nk, step, kstep), v in zip(infos, obj.values()):
+                    self._walk(v, ctx, prefix, path + step, kpath + kstep, k, nk, keys, level)
+                return
+            # scalars inline (most values are): one call less per value
+            here = prefix + path
+            out = self._out
+            for (k, nk, step, kstep), v in zip(infos, obj.values()):
+                t = type(v)
+                if t is str and len(v) < 8:
+                    # what _string does with a short string: emit it, nothing to peel
+                    if len(out) >= self.bounds.max_fields:
+                        raise _Budget
+                    out.append(Field(ctx.side, here + step, ctx.enc, k, nk, v, kpath + kstep, keys))
+                elif t is str or (t is not dict and t is not list and isinstance(v, str)):
+                    self._string(v, ctx, here + step, k, nk, kpath + kstep, keys)
+                elif t is dict or t is list or isinstance(v, (dict, list)):
+                    self._walk(v, ctx, prefix, path + step, kpath + kstep, k, nk, keys, level)
+                elif v is not None:
+                    self._emit(ctx, here + step, k, nk, _scalar(v), kpath + kstep, keys)
             return
         if isinstance(obj, list):
             if obj:
                 items = tuple(
-                    {normalize_key(str(k)): _scalar(v) for k, v in it.items()} if isinstance(it, dict) else _scalar(it)
+                    {
+                        (_key_info(k) if type(k) is str else _key_info(str(k)))[0]: v if type(v) is str else _scalar(v)
+                        for k, v in it.items()
+                    }
+                    if isinstance(it, dict)
+                    else (it if type(it) is str else _scalar(it))
                     for it in obj
                 )
-                self._emit(
-                    ctx, prefix + path, key, nkey, json.dumps(obj, ensure_ascii=False)[:4096],
-                    keypath=kpath, siblings=siblings, items=items,
-                )
+                self._emit(ctx, prefix + path, key, nkey, _JSON_TEXT(obj)[:4096], kpath, siblings, items)
             for i, v in enumerate(obj):
                 # an instruction the app itself wrote (a system prompt) is not
                 # what the user said: its path reads "messages[system]"
@@ -780,17 +878,22 @@ class Decoder:
         if obj is None:
             return
         if isinstance(obj, str):
-            self._string(obj, ctx, prefix + path, key, nkey, keypath=kpath, siblings=siblings)
+            self._string(obj, ctx, prefix + path, key, nkey, kpath, siblings)
         else:
-            self._emit(ctx, prefix + path, key, nkey, _scalar(obj), keypath=kpath, siblings=siblings)
+            self._emit(ctx, prefix + path, key, nkey, _scalar(obj), kpath, siblings)
 
     # ---------------------------------------------------------------- strings
 
-    def _string(self, s: str, ctx: _Ctx, loc: str, key: str, nkey: str, **kw) -> None:
+    def _string(
+        self, s: str, ctx: _Ctx, loc: str, key: str, nkey: str, keypath: str | None = None, siblings: frozenset = _NO_KEYS
+    ) -> None:
         """Emit a string value, then whatever it decodes to."""
-        if "keypath" not in kw:
-            kw["keypath"] = (_bracket_path(key) if "[" in key else f"$.{nkey}") if nkey else ""
-        self._emit(ctx, loc, key, nkey, s, **kw)
+        if keypath is None:
+            keypath = (_bracket_path(key) if "[" in key else f"$.{nkey}") if nkey else ""
+        out = self._out
+        if len(out) >= self.bounds.max_fields:
+            raise _Budget
+        out.append(Field(ctx.side, loc, ctx.enc, key, nkey, s, keypath, siblings))
         if len(s) < 8:
             return
         st = s.strip()
@@ -799,7 +902,7 @@ class Decoder:
             sub = self._deeper(ctx, "json")
             if sub is not None and self._json_text(st, loc, sub):
                 return
-        m = _JWT.match(st)
+        m = _JWT.match(st) if st.startswith("eyJ") else None
         if m:
             raw = _b64decode(m.group(1))
             sub = self._deeper(ctx, "jwt")
@@ -820,18 +923,20 @@ class Decoder:
             u = _unquote_any(st)
             sub = self._deeper(ctx, "url")
             if u != st and sub is not None:
-                self._string(u, sub, loc, key, nkey, **kw)
+                self._string(u, sub, loc, key, nkey, keypath, siblings)
             return
         if len(st) >= 16 and _HEX.match(st):
             data = bytes.fromhex(st)
-            self._decoded_bytes(data, "hex", ctx, loc, key, nkey, kw)
+            self._decoded_bytes(data, "hex", ctx, loc, key, nkey, keypath, siblings)
             return
         if _B64.match(st) and not st.isalpha() and not st.isdigit():
             data = _b64decode(st)
             if data is not None:
-                self._decoded_bytes(data, "base64", ctx, loc, key, nkey, kw)
+                self._decoded_bytes(data, "base64", ctx, loc, key, nkey, keypath, siblings)
 
-    def _decoded_bytes(self, data: bytes, step: str, ctx: _Ctx, loc: str, key: str, nkey: str, kw: dict) -> None:
+    def _decoded_bytes(
+        self, data: bytes, step: str, ctx: _Ctx, loc: str, key: str, nkey: str, keypath: str, siblings: frozenset
+    ) -> None:
         inflated = self._inflate(data)
         if inflated is not None:
             sub = self._deeper(ctx, step)
@@ -843,7 +948,7 @@ class Decoder:
             return
         sub = self._deeper(ctx, step)
         if sub is not None:
-            self._string(text, sub, loc, key, nkey, **kw)
+            self._string(text, sub, loc, key, nkey, keypath, siblings)
 
 
 def _scalar(v) -> str:
@@ -852,5 +957,5 @@ def _scalar(v) -> str:
     if v is None:
         return ""
     if isinstance(v, (dict, list)):
-        return json.dumps(v, ensure_ascii=False)
+        return _JSON_TEXT(v)
     return str(v)

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from dataclasses import dataclass
 
 from privaudit.model import SEVERITIES, Exchange, Finding, Message
 
@@ -100,21 +99,11 @@ def redact(value: str) -> str:
     return f"{v[:k]}…{v[-k:]}"
 
 
-@dataclass(slots=True)
-class _Cand:
-    side: str
-    category: str
-    location: str
-    rule: str
-    method: str
-    encoding: str | None
-    severity: str
-    value: str
-
-    def better_than(self, other: _Cand) -> bool:
-        a = (self.method == "canary", _RANK[self.severity], _neg(self.rule))
-        b = (other.method == "canary", _RANK[other.severity], _neg(other.rule))
-        return a > b
+# A candidate finding is a plain tuple (C-level comparisons, no object per
+# hit): (score, side, category, location, rule, method, encoding, severity,
+# value). ``score`` orders candidates for one location: the canary wins, then
+# the highest severity, then the lowest rule id.
+_SCORE, _SIDE, _CAT, _LOC, _RULE, _METHOD, _ENC, _SEV, _VALUE = range(9)
 
 
 def _neg(s: str) -> tuple[int, ...]:
@@ -129,7 +118,7 @@ _NUMBER_START = frozenset("-0123456789")
 # national-id numbers are never written as either; skipping them saves most
 # regex work on analytics traffic, which is full of both.
 _NO_PATTERN = re.compile(r"(?:-?\d{1,6}\.\d+|(?=[0-9a-fA-F-]*[a-fA-F])[0-9a-fA-F-]{16,})\Z")
-_CREDENTIAL_HINT = re.compile(rb"(?i)token|session|secret|passw|auth|ticket|sid")
+_CREDENTIAL_WORDS = (b"token", b"session", b"secret", b"passw", b"auth", b"ticket", b"sid")
 _RESPONSE_BYTES = 256 * 1024
 
 
@@ -138,11 +127,48 @@ def _worth_decoding(resp: Message | None) -> bool:
     small body mentioning one."""
     if resp is None:
         return False
-    if any(k.lower() == "set-cookie" for k, _ in resp.headers):
-        return True
+    for k, _ in resp.headers:
+        if len(k) == 10 and k.lower() == "set-cookie":
+            return True
     body = resp.body
-    return 0 < len(body) <= _RESPONSE_BYTES and _CREDENTIAL_HINT.search(body) is not None
+    if not 0 < len(body) <= _RESPONSE_BYTES:
+        return False
+    # bytes.lower() + ``in`` is the same test as the case-insensitive regex
+    # (ASCII case folding for bytes), and several times faster
+    for w in _CREDENTIAL_WORDS:
+        if w in body:
+            return True
+    low = body.lower()
+    return any(w in low for w in _CREDENTIAL_WORDS)
+
+
 _DELETE_DIGITS = str.maketrans("", "", "0123456789")
+
+
+_NOTHING = ((), (), (), 0)
+
+
+def _drop_outer(best: dict[tuple[str, str, str], tuple]) -> None:
+    """Delete every (side, category, location) whose location is a layer
+    prefix ("request.body $.data") of another one of the same side and
+    category ("request.body $.data $.phone")."""
+    inner = [k for k in best if " " in k[2]]
+    if not inner:
+        return
+    outer = set()
+    for side, cat, loc in inner:
+        i = loc.find(" ")
+        while i != -1:
+            k = (side, cat, loc[:i])
+            if k in best:
+                outer.add(k)
+            i = loc.find(" ", i + 1)
+    for k in outer:
+        del best[k]
+
+
+def _finding_order(f: Finding) -> tuple:
+    return (f.side != "request", f.location, f.category)
 
 
 class Detector:
@@ -154,11 +180,18 @@ class Detector:
     ``body_bytes``, ``inflate_bytes``, ``strings``).
 
     Speed: values are decoded once and shared by every rule and the canary
-    automaton; key rules are looked up by key name (memoised per distinct
-    key); pattern rules are gated by cheap per-value checks (trigger
-    substrings, digit count, "a decimal number or a hex id" skip) and their
-    value-only verdicts memoised per distinct value; canaries are one
-    Aho-Corasick pass over all values of the exchange.
+    automaton. Per scalar field, one dict lookup on (key, value) gives what
+    the rules make of it (memoised per detector): the hits of rules whose
+    verdict depends on key and value alone, ready to offer, and the few
+    rules that must also look at the field's context (endpoint, path,
+    siblings, a context word), which are run every time. A miss runs the
+    key rules of that key (found by key name, memoised per key) and the
+    pattern rules whose cheap pre-checks the value passes (trigger
+    substrings, digit count, "a decimal number or a hex id" skip). Rules
+    memoise their own value-only verdicts (value regex + validator, record
+    shapes, sibling sets). Canaries are one Aho-Corasick pass over all
+    values of the exchange plus one per raw text. See
+    tests/test_detect_speed.py for the equivalence checks.
     """
 
     def __init__(
@@ -194,6 +227,11 @@ class Detector:
         self._min_len = min((r.req_min_length for r in rules.pattern_rules), default=0)
         self._cand_cache: dict[tuple, tuple] = {}
         self._pattern_memo: dict[str, tuple] = {}
+        self._key_plans: dict[str, tuple[tuple, tuple]] = {}
+        self._value_memo: dict[tuple[str, str], tuple] = {}
+        self._has_patterns = bool(rules.pattern_rules)
+        self._scores: dict[tuple, tuple] = {}
+        self._rule_hits: dict[tuple, tuple] = {}
         self._need_digits = any(r.req_min_digits for r in rules.pattern_rules)
         self._triggers = re.compile("|".join(re.escape(s) for s, _ in self._by_substr)) if self._by_substr else None
 
@@ -243,6 +281,73 @@ class Detector:
 
     # ------------------------------------------------------------------ scan
 
+    def _score(self, rule_id: str, severity: str, canary: bool) -> tuple:
+        k = (rule_id, severity, canary)
+        sc = self._scores.get(k)
+        if sc is None:
+            sc = self._scores[k] = (canary, _RANK[severity], _neg(rule_id))
+        return sc
+
+    def _rule_hit(self, r, bump: int, method: str) -> tuple:
+        """(score, category, rule id, method, severity) of rule ``r``'s hit,
+        memoised per rule, cleartext bump and method."""
+        k = (r.id, bump, method)
+        h = self._rule_hits.get(k)
+        if h is None:
+            sev = raise_severity(r.severity, bump)
+            h = self._rule_hits[k] = (self._score(r.id, sev, False), r.category, r.id, method, sev)
+        return h
+
+    def _key_plan(self, nkey: str) -> tuple[tuple, tuple]:
+        """The key rules for a scalar under ``nkey``: (those whose verdict
+        depends on the value alone, the others). Memoised per key."""
+        krs = self.rules.key_rules_for(nkey, False)
+        plan = (tuple(r for r in krs if r.context_free), tuple(r for r in krs if not r.context_free))
+        if len(self._key_plans) > 100_000:
+            self._key_plans.clear()
+        self._key_plans[nkey] = plan
+        return plan
+
+    def _value_plan(self, f: Field, url: str) -> tuple:
+        """What the rules make of a scalar field's key and value: (hits of the
+        rules whose verdict depends on key and value alone as (per-bump
+        :meth:`_rule_hit` pair, candidate), key rules and pattern rules that
+        also need the field's context, digit count). :meth:`scan` memoises
+        it per (key, value): device ids, user agents, versions and flags
+        repeat in every flow."""
+        free_hits: list = []
+        dep_keys: tuple = ()
+        nkey = f.nkey
+        if nkey:
+            plan = self._key_plans.get(nkey)
+            if plan is None:
+                plan = self._key_plan(nkey)
+            free, dep_keys = plan
+            for r in free:
+                # context-free: Rule.match's context pre-checks are all unset
+                cand = r._match_key(f)
+                if cand is not None:
+                    free_hits.append((r, "key", cand))
+        v = f.value
+        dep_patterns: tuple = ()
+        digits = 0
+        if self._has_patterns and len(v) >= self._min_len:
+            pm = self._pattern_memo.get(v)
+            if pm is None:
+                pm = self._pattern_pass(f, url)
+                if len(v) <= 256:
+                    if len(self._pattern_memo) >= 50_000:
+                        self._pattern_memo.clear()
+                    self._pattern_memo[v] = pm
+            pfree, dep_patterns, digits = pm
+            free_hits.extend((r, "pattern", cand) for r, cand in pfree)
+        if not free_hits and not dep_keys and not dep_patterns:
+            return _NOTHING
+        # each hit with its (score, category, rule id, method, severity) for
+        # a TLS flow and for a cleartext one
+        hits = tuple(((self._rule_hit(r, 0, m), self._rule_hit(r, 1, m)), cand) for r, m, cand in free_hits)
+        return hits, dep_keys, dep_patterns, digits
+
     def scan(self, ex: Exchange) -> list[Finding]:
         """The findings of one exchange, in a stable order."""
         self.stats["exchanges"] += 1
@@ -256,84 +361,77 @@ class Detector:
         cleartext = not (ex.tls or ex.scheme in ("https", "wss"))
         bump = 1 if cleartext else 0
         url = ex.url
-        best: dict[tuple[str, str, str], _Cand] = {}
+        # (side, category, location) -> candidate tuple (see _SCORE...)
+        best: dict[tuple[str, str, str], tuple] = {}
+        rule_hit = self._rule_hit
 
-        def offer(c: _Cand) -> None:
-            k = (c.side, c.category, c.location)
+        def offer(side: str, loc: str, enc, r, method: str, value: str) -> None:
+            score, cat, rid, method, sev = rule_hit(r, bump, method)
+            k = (side, cat, loc)
             cur = best.get(k)
-            if cur is None or c.better_than(cur):
-                best[k] = c
+            # strict: the first of two equal candidates stays
+            if cur is None or score > cur[0]:
+                best[k] = (score, side, cat, loc, rid, method, enc, sev, value)
 
-        key_index = self.rules._key_index
         key_rules_for = self.rules.key_rules_for
-        has_patterns = bool(self.rules.pattern_rules)
-        min_len = self._min_len
-        pattern_memo = self._pattern_memo
+        memo = self._value_memo
+        value_plan = self._value_plan
         for f in fields:
-            if f.side != "request":
-                self._response_field(f, url, bump, offer)
+            side = f.side
+            if side != "request":
+                self._response_field(f, url, offer)
                 continue
-            is_list = f.items is not None
-            if f.nkey or is_list:
-                krs = key_index.get((f.nkey, is_list))
-                if krs is None:
-                    krs = key_rules_for(f.nkey, is_list)
-                for r in krs:
+            if f.items is not None:
+                for r in key_rules_for(f.nkey, True):
                     cand = r.match(f, url)
                     if cand is not None:
-                        offer(_Cand(f.side, r.category, f.location, r.id, "key", f.encoding,
-                                    raise_severity(r.severity, bump), cand))
+                        offer(side, f.location, f.encoding, r, "key", cand)
+                continue
             v = f.value
-            if has_patterns and not is_list and len(v) >= min_len:
-                memo = pattern_memo.get(v)
-                if memo is None:
-                    memo = self._pattern_pass(f, url)
-                    if len(v) <= 256:
-                        if len(pattern_memo) >= 50_000:
-                            pattern_memo.clear()
-                        pattern_memo[v] = memo
-                free_hits, dependent, digits = memo
-                for r, cand in free_hits:
-                    offer(_Cand(f.side, r.category, f.location, r.id, "pattern", f.encoding,
-                                raise_severity(r.severity, bump), cand))
-                for r in dependent:
-                    cand = r.match(f, url, digits)
-                    if cand is not None:
-                        offer(_Cand(f.side, r.category, f.location, r.id, "pattern", f.encoding,
-                                    raise_severity(r.severity, bump), cand))
+            mk = (f.nkey, v)
+            plan = memo.get(mk)
+            if plan is None:
+                plan = value_plan(f, url)
+                if len(v) <= 256:
+                    if len(memo) >= 50_000:
+                        memo.clear()
+                    memo[mk] = plan
+            if plan is _NOTHING:
+                continue
+            free_hits, dep_keys, dep_patterns, digits = plan
+            loc = f.location
+            for hits, cand in free_hits:
+                # offer(), inlined: most hits are memoised ones
+                score, cat, rid, method, sev = hits[bump]
+                k = (side, cat, loc)
+                cur = best.get(k)
+                if cur is None or score > cur[0]:
+                    best[k] = (score, side, cat, loc, rid, method, f.encoding, sev, cand)
+            for r in dep_keys:
+                cand = r.match(f, url)
+                if cand is not None:
+                    offer(side, f.location, f.encoding, r, "key", cand)
+            for r in dep_patterns:
+                cand = r.match(f, url, digits)
+                if cand is not None:
+                    offer(side, f.location, f.encoding, r, "pattern", cand)
         if self.canaries is not None:
-            self._canaries(canary_fields, raws, bump, offer)
+            self._canaries(canary_fields, raws, bump, best)
         # A hit on an encoded string and on a field decoded from it is one
         # occurrence: keep the innermost ("request.body $.data $.phone" over
         # "request.body $.data").
-        locs: dict[tuple[str, str], set[str]] = {}
-        for side, cat, loc in best:
-            locs.setdefault((side, cat), set()).add(loc)
-        for (side, cat), group in locs.items():
-            if len(group) > 1:
-                for loc in group:
-                    if any(o.startswith(loc + " ") for o in group):
-                        del best[(side, cat, loc)]
+        if len(best) > 1:
+            _drop_outer(best)
+        index, host, evidence = ex.index, ex.host, self._evidence
         out = [
-            Finding(
-                flow_index=ex.index,
-                host=ex.host,
-                side=c.side,  # type: ignore[arg-type]
-                category=c.category,
-                rule=c.rule,
-                method=c.method,
-                encoding=c.encoding,
-                location=c.location,
-                severity=c.severity,
-                evidence=self._evidence(c.value),
-            )
+            Finding(index, host, c[_SIDE], c[_CAT], c[_RULE], c[_METHOD], c[_ENC], c[_LOC], c[_SEV], evidence(c[_VALUE]))
             for c in best.values()
         ]
-        out.sort(key=lambda f: (f.side != "request", f.location, f.category))
+        out.sort(key=_finding_order)
         self.stats["findings"] += len(out)
         return out
 
-    def _response_field(self, f: Field, url: str, bump: int, offer) -> None:
+    def _response_field(self, f: Field, url: str, offer) -> None:
         """Credentials rules only, on a response field."""
         is_list = f.items is not None
         rules = self.rules.key_rules_for(f.nkey, is_list) if (f.nkey or is_list) else ()
@@ -341,36 +439,43 @@ class Detector:
             if r.category == "credentials":
                 cand = r.match(f, url)
                 if cand is not None:
-                    offer(_Cand(f.side, r.category, f.location, r.id, "key", f.encoding, raise_severity(r.severity, bump), cand))
+                    offer(f.side, f.location, f.encoding, r, "key", cand)
         if not is_list and "eyJ" in f.value:
             for r in self.rules.pattern_rules:
                 if r.category == "credentials":
                     cand = r.match(f, url)
                     if cand is not None:
-                        offer(_Cand(f.side, r.category, f.location, r.id, "pattern", f.encoding, raise_severity(r.severity, bump), cand))
+                        offer(f.side, f.location, f.encoding, r, "pattern", cand)
 
     # -------------------------------------------------------------- canaries
 
-    def _canaries(self, fields: list[Field], raws, bump: int, offer) -> None:
+    def _canaries(self, fields: list[Field], raws, bump: int, best: dict) -> None:
         can = self.canaries
         found_under: set[tuple[str, str, str]] = set()  # (side, category, location)
+        score = self._score
 
-        def canary_cand(side, category, location, enc_chain, hit_enc, text) -> _Cand:
+        def offer(side, category, location, enc_chain, hit_enc, text) -> None:
             enc = "+".join(e for e in (enc_chain, hit_enc) if e) or None
             sev = raise_severity(BASE_SEVERITY.get(category, "medium"), 1 + bump)
-            return _Cand(side, category, location, f"canary.{category}", "canary", enc, sev, text)
+            rid = f"canary.{category}"
+            sc = score(rid, sev, True)
+            k = (side, category, location)
+            cur = best.get(k)
+            if cur is None or sc > cur[0]:
+                best[k] = (sc, side, category, location, rid, "canary", enc, sev, text)
 
         # One automaton pass over all field values joined by NUL (never part of
         # a variant, and not a letter or digit, so boundaries still hold);
         # each hit is mapped back to its field by offset.
         values = [f.value if f.items is None else "" for f in fields]
-        starts = []
-        pos = 0
-        for v in values:
-            starts.append(pos)
-            pos += len(v) + 1
+        starts: list[int] = []
         per_field: dict[tuple[int, str], CanaryHit] = {}
         for h in can.find("\x00".join(values)):
+            if not starts:
+                pos = 0
+                for v in values:
+                    starts.append(pos)
+                    pos += len(v) + 1
             i = bisect_right(starts, h.start) - 1
             k = (i, h.canary.category)
             cur = per_field.get(k)
@@ -379,19 +484,20 @@ class Detector:
         for (i, cat), h in sorted(per_field.items(), key=lambda kv: kv[0]):
             f = fields[i]
             found_under.add((f.side, cat, f.location))
-            offer(canary_cand(f.side, cat, f.location, f.encoding, h.encoding, h.text))
+            offer(f.side, cat, f.location, f.encoding, h.encoding, h.text)
         coord_hits: dict[int, dict[str, list[tuple[Field, str]]]] = {}
         if can.coords:
-            for f in fields:
-                if f.items is None and f.value[:1] in _NUMBER_START:
-                    for c, part in can.coord_parts(f.value):
-                        coord_hits.setdefault(id(c), {}).setdefault(part, []).append((f, f.value))
+            for i, v in enumerate(values):
+                # (a list's value reads "" here: never a number)
+                if v[:1] in _NUMBER_START and "." in v:  # coord_parts needs a decimal point
+                    for c, part in can.coord_parts(v):
+                        coord_hits.setdefault(id(c), {}).setdefault(part, []).append((fields[i], v))
         for parts in coord_hits.values():
             if "lat" in parts and "lon" in parts:
                 f, lat = parts["lat"][0]
                 lon = parts["lon"][0][1]
                 found_under.add((f.side, "location", f.location))
-                offer(canary_cand(f.side, "location", f.location, f.encoding, None, f"{lat},{lon}"))
+                offer(f.side, "location", f.location, f.encoding, None, f"{lat},{lon}")
         for raw in raws:
             seen_here = set()
             for h in sorted(can.find(raw.text), key=lambda h: h.rank):
@@ -405,7 +511,7 @@ class Detector:
                     for s, c, loc in found_under
                 ):
                     continue
-                offer(canary_cand(raw.side, cat, raw.location, None, h.encoding, h.text))
+                offer(raw.side, cat, raw.location, None, h.encoding, h.text)
 
     # -------------------------------------------------------------- evidence
 

@@ -109,6 +109,8 @@ class Rule:
     tests: dict = field(default_factory=dict)
     source: dict = field(default_factory=dict)
     """The rule as written (for the digest and for tools)."""
+    _memo: dict = field(default_factory=lambda: {"shapes": {}, "first_value": {}, "item": {}, "value": {}, "sibling": {}, "unless_sibling": {}, "validate": {}}, repr=False)
+    """Per-rule caches of value-only verdicts (a rule is pure, so they hold)."""
 
     @property
     def context_free(self) -> bool:
@@ -138,7 +140,7 @@ class Rule:
             return None
         if self.location is not None and not self.location.search(f.location):
             return None
-        if self.unless_sibling is not None and any(s != f.nkey and self.unless_sibling.fullmatch(s) for s in f.siblings):
+        if self.unless_sibling is not None and self._sibling_named(self.unless_sibling, "unless_sibling", f):
             return None
         if self.kind == "key":
             return self._match_key(f)
@@ -150,41 +152,145 @@ class Rule:
         )
 
     def _verdict(self, candidate: str, f: Field, before: str = "") -> bool:
-        verdict = self.validator(candidate) if self.validator is not None else True
+        verdict = self._validate(candidate) if self.validator is not None else True
         if verdict is False:
             return False
         if verdict is None or self.context_required:
             return self._context_ok(f, before)
         return True
 
+    def _sibling_named(self, rx: re.Pattern, which: str, f: Field) -> bool:
+        """Whether a key beside ``f`` (not its own) fully matches ``rx``;
+        memoised per (key, sibling set): one object's fields share the set,
+        and the same objects come back in every flow."""
+        memo = self._memo[which]
+        k = (f.nkey, f.siblings)
+        hit = memo.get(k)
+        if hit is None:
+            hit = any(s != f.nkey and rx.fullmatch(s) for s in f.siblings)
+            if len(memo) >= 20_000:
+                memo.clear()
+            memo[k] = hit
+        return hit
+
+    def _validate(self, candidate: str) -> bool | None:
+        """The validator's verdict, memoised per candidate (validators are
+        pure; checksum libraries and phonenumbers are not cheap)."""
+        memo = self._memo["validate"]
+        hit = memo.get(candidate, _MISSING)
+        if hit is _MISSING:
+            hit = self.validator(candidate)
+            if len(candidate) <= 256:
+                if len(memo) >= 20_000:
+                    memo.clear()
+                memo[candidate] = hit
+        return hit
+
+    def _value_verdict(self, v: str) -> bool | None:
+        """``value`` searched in ``v``, then the validator: False, True or
+        None ("no opinion"); memoised per value (both are pure)."""
+        memo = self._memo["value"]
+        hit = memo.get(v, _MISSING)
+        if hit is _MISSING:
+            if not self.value.search(v):
+                hit = False
+            else:
+                hit = self.validator(v) if self.validator is not None else True
+            if len(v) <= 256:
+                if len(memo) >= 20_000:
+                    memo.clear()
+                memo[v] = hit
+        return hit
+
     def _match_key(self, f: Field) -> str | None:
-        if self.sibling is not None and not any(s != f.nkey and self.sibling.fullmatch(s) for s in f.siblings):
+        if self.sibling is not None and not self._sibling_named(self.sibling, "sibling", f):
             return None
         if self.shape == "scalar":
-            if f.items is not None or not self.value.search(f.value):
+            if f.items is not None:
                 return None
-            return f.value if self._verdict(f.value, f) else None
+            # = not value.search -> None; else _verdict(f.value, f)
+            verdict = self._value_verdict(f.value)
+            if verdict is False:
+                return None
+            if verdict is None or self.context_required:
+                return f.value if self._context_ok(f) else None
+            return f.value
         if self.shape == "records":
             if not f.items:
                 return None
             # every record key must be there with a value; the first one's
-            # value must also match ``value`` (e.g. a package name)
-            first = self.record_keys[0]
-            n = sum(
-                1
-                for it in f.items
-                if isinstance(it, dict)
-                and all(any(rk.fullmatch(k) and v for k, v in it.items()) for rk in self.record_keys)
-                and any(first.fullmatch(k) and self.value.search(v) for k, v in it.items())
-            )
-            return f.value if n >= self.min_items else None
+            # value must also match ``value`` (e.g. a package name). Which
+            # record keys a key name fills, and whether a first-key value
+            # passes, are memoised per rule: records repeat a few key names
+            # and event names.
+            n = 0
+            need = self.min_items
+            for it in f.items:
+                if isinstance(it, dict) and self._is_record(it):
+                    n += 1
+                    if n >= need:
+                        return f.value
+            return None
         # shape == "list": a JSON list, or a separated string of items
         if f.items is not None:
-            items = [it if isinstance(it, str) else json.dumps(it, ensure_ascii=False) for it in f.items]
+            items = _item_texts(f.items)
         else:
-            items = [p for p in re.split(r"[,;|\s]+", f.value) if p]
-        n = sum(1 for it in items if self.value.search(it) and (self.validator is None or self.validator(it) is not False))
-        return f.value if n >= self.min_items else None
+            items = [p for p in _SEPARATORS.split(f.value) if p]
+        n = 0
+        need = self.min_items
+        ok = self._item_ok
+        for it in items:
+            if ok(it):
+                n += 1
+                if n >= need:
+                    return f.value
+        return None
+
+    def _is_record(self, it: dict) -> bool:
+        shape = tuple(it)
+        shapes = self._memo["shapes"]
+        known = shapes.get(shape)
+        if known is None:
+            # per key: which record keys it names; and whether the keys
+            # together name every record key (else no values can help)
+            flags = tuple(tuple(bool(rk.fullmatch(k)) for rk in self.record_keys) for k in shape)
+            covered = all(any(fl[i] for fl in flags) for i in range(len(self.record_keys)))
+            if len(shapes) >= 20_000:
+                shapes.clear()
+            known = shapes[shape] = (covered, flags)
+        covered, flags = known
+        if not covered:
+            return False
+        filled = [False] * len(self.record_keys)
+        first_ok = False
+        for fl, v in zip(flags, it.values()):
+            if v:
+                for i, on in enumerate(fl):
+                    if on:
+                        filled[i] = True
+            if fl[0] and not first_ok and self._first_value_ok(v):
+                first_ok = True
+        return first_ok and all(filled)
+
+    def _first_value_ok(self, v: str) -> bool:
+        memo = self._memo["first_value"]
+        hit = memo.get(v)
+        if hit is None:
+            hit = self.value.search(v) is not None
+            if len(memo) >= 20_000:
+                memo.clear()
+            memo[v] = hit
+        return hit
+
+    def _item_ok(self, it: str) -> bool:
+        memo = self._memo["item"]
+        hit = memo.get(it)
+        if hit is None:
+            hit = bool(self.value.search(it)) and (self.validator is None or self.validator(it) is not False)
+            if len(memo) >= 20_000:
+                memo.clear()
+            memo[it] = hit
+        return hit
 
     def _match_pattern(self, f: Field, digits: int | None) -> str | None:
         if f.items is not None:
@@ -209,7 +315,25 @@ class Rule:
         return None
 
 
+_MISSING = object()
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(x, ensure_ascii=False)
+# The last list's item texts: every list rule of one field reads the same
+# items, one after another. One (items, texts) pair swapped as a whole, so
+# threads never see a mix; holding ``items`` keeps ``is`` safe.
+_last_items: list = [((), [])]
+
+
+def _item_texts(items: tuple) -> list[str]:
+    last = _last_items[0]
+    if last[0] is items:
+        return last[1]
+    texts = [it if isinstance(it, str) else _JSON_TEXT(it) for it in items]
+    _last_items[0] = (items, texts)
+    return texts
+
+
 _NOT_DIGIT = re.compile(r"\D+")
+_SEPARATORS = re.compile(r"[,;|\s]+")
 
 
 def count_digits(text: str) -> int:
@@ -281,8 +405,25 @@ def rule_files(dirs: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def _node_line(root: yaml.Node | None, parts: Sequence) -> int | None:
-    node = root
+class _LazyRoot:
+    """The YAML node tree of a rule file, composed only when an error needs a
+    line number (composing every file again costs ~15% of loading the rules)."""
+
+    __slots__ = ("_text", "_node")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._node: yaml.Node | None = None
+
+    @property
+    def node(self) -> yaml.Node | None:
+        if self._node is None:
+            self._node = yaml.compose(self._text, Loader=_Loader)
+        return self._node
+
+
+def _node_line(root: yaml.Node | _LazyRoot | None, parts: Sequence) -> int | None:
+    node = root.node if isinstance(root, _LazyRoot) else root
     line = node.start_mark.line + 1 if node is not None else None
     for part in parts:
         if isinstance(node, yaml.MappingNode):
@@ -338,13 +479,13 @@ def _check_one_plain(path: Path) -> tuple[Rule | None, list[str]]:
     except (OSError, UnicodeDecodeError) as e:
         return None, [f"{path}: cannot read: {e}"]
     try:
-        root = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         problem = getattr(e, "problem", None) or str(e)
         return None, [_err(Path(yaml_location(str(path), e)), None, f"not valid YAML: {problem}")]
     if not isinstance(data, dict):
         return None, [_err(path, 1, "a rule file must hold one mapping (a YAML object)")]
+    root = _LazyRoot(text)
     for e in sorted(_schema_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         where = "/".join(map(str, e.absolute_path)) or "(top level)"
         msg = e.message

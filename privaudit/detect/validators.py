@@ -172,7 +172,10 @@ def parse_phone(text: str, regions: tuple[str, ...] = PHONE_REGIONS) -> phonenum
     return None
 
 
+@lru_cache(maxsize=8192)
 def _phone_valid(text: str, regions: tuple[str, ...]) -> bool:
+    # memoised: phonenumbers takes ~0.1 ms a call, and the same numbers
+    # (the user's own) come back in flow after flow
     return parse_phone(text, regions) is not None
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from . import __version__
 from .errors import InputError
@@ -43,6 +44,56 @@ def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FlowFacts(NamedTuple):
+    """What the audit keeps of one flow besides its findings."""
+
+    index: int
+    kind: str
+    host: str
+    tls: bool
+    error: bool
+    timestamp: float | None
+    server_ip: str | None
+    cert: CertInfo | None
+    tls_version: str | None
+    login_path: bool
+    """The request went to a login-like path (see _LOGIN_PATH)."""
+    ws_messages: int
+    undecodable: int
+    cnames: tuple[tuple[str, str], ...]
+    """(name, target) of the CNAME answers of a DNS flow."""
+
+
+def flow_facts(ex: Exchange) -> FlowFacts:
+    return FlowFacts(
+        index=ex.index,
+        kind=ex.kind,
+        host=ex.host,
+        tls=ex.tls,
+        error=bool(ex.error),
+        timestamp=ex.timestamp_start,
+        server_ip=ex.server_ip,
+        cert=ex.cert,
+        tls_version=ex.tls_version,
+        login_path=ex.request is not None and bool(_LOGIN_PATH.search(ex.url)),
+        ws_messages=len(ex.websocket),
+        undecodable=sum(1 for m in (ex.request, ex.response) if m is not None and m.body_decode_error),
+        cnames=tuple((r.name, r.value) for r in ex.dns if r.type == "CNAME"),
+    )
+
+
+def finding_dicts(ex: Exchange, found: Sequence[Finding]) -> list[dict]:
+    """Findings as the document's dicts, with the flow's time and transport."""
+    ts = iso(ex.timestamp_start)
+    out = []
+    for f in found:
+        d = f.to_json()
+        d["timestamp"] = ts
+        d["tls"] = ex.tls
+        out.append(d)
+    return out
 
 
 class FindingSpool:
@@ -96,21 +147,23 @@ class FindingSpool:
 def dump_document(doc: dict, fp) -> None:
     """Writes the findings document as indented UTF-8 JSON, streaming the findings.
 
-    Equivalent to ``json.dump(doc, fp, ensure_ascii=False, indent=2)`` but
-    ``doc["findings"]`` may be any iterable (a :class:`FindingSpool`), written
-    one finding at a time.
+    Like ``json.dump(doc, fp, ensure_ascii=False, indent=2)``, except that each
+    finding is written on one line, and ``doc["findings"]`` may be any iterable
+    (a :class:`FindingSpool`), written one finding at a time.
     """
     fp.write("{\n")
     keys = list(doc)
     for i, k in enumerate(keys):
         fp.write(f"  {json.dumps(k)}: ")
         v = doc[k]
-        if k == "findings" and not isinstance(v, list):
+        if k == "findings":
+            # One finding per line: readable, diffable, and written by json's C
+            # encoder (indent= falls back to the pure-Python one, 5x slower).
             fp.write("[")
             first = True
             for f in v:
                 fp.write("\n    " if first else ",\n    ")
-                fp.write(json.dumps(f, ensure_ascii=False, indent=2).replace("\n", "\n    "))
+                fp.write(json.dumps(f, ensure_ascii=False))
                 first = False
             fp.write("\n  ]" if not first else "]")
         else:
@@ -193,63 +246,65 @@ class Audit:
 
     def add(self, ex: Exchange, found: list[Finding] | None = None, scan_error: str | None = None) -> list[Finding]:
         """Counts one exchange and its findings (scanning it here unless ``found`` is given)."""
-        self.flows += 1
-        self.by_kind[ex.kind] = self.by_kind.get(ex.kind, 0) + 1
-        if ex.error:
-            self.errors += 1
-        if ex.timestamp_start is not None:
-            self.t_first = ex.timestamp_start if self.t_first is None else min(self.t_first, ex.timestamp_start)
-            self.t_last = ex.timestamp_start if self.t_last is None else max(self.t_last, ex.timestamp_start)
-        if ex.kind == "dns":
-            for rec in ex.dns:
-                if rec.type == "CNAME":
-                    self.cnames.setdefault(rec.name, [])
-                    if rec.value not in self.cnames[rec.name]:
-                        self.cnames[rec.name].append(rec.value)
-            return []
-        if ex.kind == "http" and not ex.tls:
-            self.cleartext += 1
-        self.ws_messages += len(ex.websocket)
-        for m in (ex.request, ex.response):
-            if m is not None and m.body_decode_error:
-                self.undecodable += 1
-        acc = self.hosts.get(ex.host)
-        if acc is None:
-            acc = self.hosts[ex.host] = _HostAcc()
-        acc.flow_count += 1
-        acc.all_tls = acc.all_tls and ex.tls
-        if ex.server_ip:
-            acc.ips.setdefault(ex.server_ip, None)
-        if ex.timestamp_start is not None and (acc.first_seen is None or ex.timestamp_start < acc.first_seen):
-            acc.first_seen = ex.timestamp_start
-        if acc.cert is None and ex.cert is not None:
-            acc.cert = ex.cert
-        if ex.tls_version:
-            acc.tls_versions.setdefault(ex.tls_version, None)
-            self.tls_versions[ex.tls_version] = self.tls_versions.get(ex.tls_version, 0) + 1
-        if found is None and scan_error is None:
+        if found is None and scan_error is None and ex.kind != "dns":
             try:
                 found = self.detector.scan(ex)
             except Exception as e:  # one hostile flow must not end the audit
                 scan_error = f"{type(e).__name__}: {e}"
+        self.add_facts(flow_facts(ex), finding_dicts(ex, found) if found is not None else None, scan_error)
+        return found or []
+
+    def add_facts(self, facts: FlowFacts, found: list[dict] | None, scan_error: str | None = None) -> None:
+        """Counts one flow from its facts and its findings as document dicts.
+
+        Worker processes send these instead of whole Exchanges: they are what
+        the audit keeps, and cheap to send and to add.
+        """
+        self.flows += 1
+        self.by_kind[facts.kind] = self.by_kind.get(facts.kind, 0) + 1
+        if facts.error:
+            self.errors += 1
+        ts = facts.timestamp
+        if ts is not None:
+            self.t_first = ts if self.t_first is None else min(self.t_first, ts)
+            self.t_last = ts if self.t_last is None else max(self.t_last, ts)
+        if facts.kind == "dns":
+            for name, value in facts.cnames:
+                targets = self.cnames.setdefault(name, [])
+                if value not in targets:
+                    targets.append(value)
+            return
+        if facts.kind == "http" and not facts.tls:
+            self.cleartext += 1
+        self.ws_messages += facts.ws_messages
+        self.undecodable += facts.undecodable
+        acc = self.hosts.get(facts.host)
+        if acc is None:
+            acc = self.hosts[facts.host] = _HostAcc()
+        acc.flow_count += 1
+        acc.all_tls = acc.all_tls and facts.tls
+        if facts.server_ip:
+            acc.ips.setdefault(facts.server_ip, None)
+        if ts is not None and (acc.first_seen is None or ts < acc.first_seen):
+            acc.first_seen = ts
+        if acc.cert is None and facts.cert is not None:
+            acc.cert = facts.cert
+        if facts.tls_version:
+            acc.tls_versions.setdefault(facts.tls_version, None)
+            self.tls_versions[facts.tls_version] = self.tls_versions.get(facts.tls_version, 0) + 1
         if scan_error is not None or found is None:
             self.analysis_errors += 1
             if self.analysis_errors <= 100:
-                self.warnings.append(f"flow {ex.index} ({ex.host}): analysis failed: {scan_error}")
-            return []
-        ts = iso(ex.timestamp_start)
-        if ex.request is not None and _LOGIN_PATH.search(ex.url) and any(
-            f.category in ("credentials", "email", "phone") and f.side == "request" for f in found
+                self.warnings.append(f"flow {facts.index} ({facts.host}): analysis failed: {scan_error}")
+            return
+        if facts.login_path and any(
+            d["category"] in ("credentials", "email", "phone") and d["side"] == "request" for d in found
         ):
-            self.login_hosts.add(ex.host)
-        for f in found:
-            if f.side == "request":
-                acc.categories.setdefault(f.category, None)
-            d = f.to_json()
-            d["timestamp"] = ts
-            d["tls"] = ex.tls
+            self.login_hosts.add(facts.host)
+        for d in found:
+            if d["side"] == "request":
+                acc.categories.setdefault(d["category"], None)
             self.findings.append(d)
-        return found
 
     def document(self, inputs: Sequence[dict] = ()) -> dict:
         from .jurisdiction import classify_parties, cname_chain, resolve_hosts
@@ -468,14 +523,15 @@ def analyze(
                     info = _info(state, infos, r[1])
                     damaged(Path(r[1]), info.flows, r[2], state.warnings)
                 continue
-            _, ex, found, err = r
-            if ex.source in damaged_sources:
+            _, source, facts, found, err = r
+            if source in damaged_sources:
                 continue
-            if ex.index != next_index:  # an unreadable HAR entry before it shifted the numbering
-                ex = replace(ex, index=next_index)
-                found = [replace(f, flow_index=next_index) for f in found] if found is not None else None
-            audit.add(ex, found, err)
-            _info(state, infos, ex.source).flows += 1
+            if facts.index != next_index:  # an unreadable HAR entry before it shifted the numbering
+                facts = facts._replace(index=next_index)
+                for d in found or ():
+                    d["flow_index"] = next_index
+            audit.add_facts(facts, found, err)
+            _info(state, infos, source).flows += 1
             next_index += 1
     for src, n in skipped.items():
         if _info(state, infos, src).flows == 0:

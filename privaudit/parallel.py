@@ -76,13 +76,14 @@ def _init_worker(rules_dirs: list[str], canaries_path: str | None, show_values: 
     _DETECTOR = Detector(rules, canaries=canaries, show_values=show_values)
 
 
-def analyze_batch(batch: list[Item], detector=None, slim: bool = True) -> list[tuple]:
+def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
     """Decodes and scans items. Returns, per item, one of:
 
-    ("ok", exchange, findings) | ("ok", exchange, None, error text) when detection failed |
+    ("ok", source path, FlowFacts, finding dicts or None, detection error or None) |
     ("skip", path, message) for an unreadable HAR entry |
     ("damaged", path, message) for a damaged flow-file record (the batch stops there).
     """
+    from .audit import finding_dicts, flow_facts
     from .source.flowfile import RecordError, record_to_exchange
     from .source.har import HarEntryError, entry_to_exchange
 
@@ -100,12 +101,14 @@ def analyze_batch(batch: list[Item], detector=None, slim: bool = True) -> list[t
         except RecordError as e:
             out.append(("damaged", path, str(e)))
             break
-        try:
-            found: list[Finding] | None = det.scan(ex)
-            err = None
-        except Exception as e:  # one hostile flow must not end the audit
-            found, err = None, f"{type(e).__name__}: {e}"
-        out.append(("ok", _slim(ex) if slim else ex, found, err))
+        found: list[dict] | None = None
+        err = None
+        if ex.kind != "dns":
+            try:
+                found = finding_dicts(ex, det.scan(ex))
+            except Exception as e:  # one hostile flow must not end the audit
+                err = f"{type(e).__name__}: {e}"
+        out.append(("ok", ex.source, flow_facts(ex), found, err))
     return out
 
 
@@ -134,7 +137,7 @@ def run_batches(
     items = iter_items(paths, state)
     if jobs == 1 or total < PARALLEL_MIN_BYTES:
         for batch in _batches(items):
-            yield analyze_batch(batch, detector, slim=False)
+            yield analyze_batch(batch, detector)
         return
 
     import multiprocessing

@@ -48,6 +48,11 @@ COMMENT_FINDINGS = 8
 
 _SEVERE = ("high", "critical")
 
+#: Flows handed to the analysis process in one call, at most.
+BATCH_MAX = 256
+#: Pause after each batch, so that flows queue up into the next one.
+BATCH_PAUSE = 0.05
+
 #: Niceness of the analysis process: under load the kernel gives the proxy the
 #: CPU first; the analysis catches up (or defers) instead of slowing traffic.
 ANALYSIS_NICE = 10
@@ -79,6 +84,11 @@ def read_exchange(raw: bytes, index: int, source: str):
         pass
     flow = decode_record(raw)
     return flow_to_exchange(flow, index, source=source), flow.id
+
+
+def _scan_records(source: str, items: list) -> list:
+    """Runs in the analysis process: :func:`_scan_record` for each queued (index, offset, length, data)."""
+    return [_scan_record(index, source, offset, length, data) for index, offset, length, data in items]
 
 
 def _scan_record(index: int, source: str, offset: int | None, length: int, raw: bytes | None):
@@ -309,6 +319,22 @@ class LiveAnalysis:
                     fd = os.open(self.recorder.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
                 if item[0] == "range":
                     self._analyse_range(fd, item[1], item[2])
+                elif self._pool is not None:
+                    # Flows that queued up meanwhile go to the process in one call:
+                    # one wake-up of the pool's threads per batch, not per flow, so
+                    # the interpreter lock the proxy needs changes hands rarely.
+                    batch = [item]
+                    while len(batch) < BATCH_MAX:
+                        try:
+                            nxt = self.queue.get_nowait()
+                        except queue.Empty:
+                            break
+                        if nxt[0] == "range":
+                            self._deferred.appendleft(nxt)
+                            break
+                        batch.append(nxt)
+                    self._analyse_batch(fd, batch)
+                    time.sleep(BATCH_PAUSE)
                 else:
                     self._analyse(fd, *item)
         except Exception as e:  # e.g. the flow file cannot be opened for reading
@@ -373,6 +399,44 @@ class LiveAnalysis:
                 n += 1
         except Exception as e:
             self._failed(n, "could not be read back for analysis", e)
+
+    def _analyse_batch(self, fd: int | None, items: list) -> None:
+        source = str(self.recorder.path) if self.recorder and self.recorder.path else ""
+        try:
+            results = self._pool.submit(_scan_records, source, items).result()
+        except Exception as e:  # the process died: go on in this thread
+            logger.warning("privaudit: analysis process failed (%s); analysing in a thread", e)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            from privaudit import parallel
+
+            parallel._DETECTOR = self.audit.detector
+            for it in items:
+                self._analyse(fd, *it)
+            return
+        for it, res in zip(items, results):
+            self._take(it[0], res)
+
+    def _take(self, index: int, res: tuple) -> None:
+        """Feeds one scan result from the analysis process to the audit, dashboard and mitmweb."""
+        audit = self.audit
+        if res[0] == "read":
+            self.read_errors += 1
+            self._failed(index, "could not be read back for analysis", RuntimeError(res[1]))
+            return
+        _, ex, flow_id, found, err = res
+        try:
+            found = audit.add(ex, found, err)
+        except Exception as e:
+            self._failed(index, "analysis failed", e)
+            return
+        self.analysed += 1
+        try:
+            self._stats.add(ex, found, audit, self._own_regs)
+        except Exception as e:  # pragma: no cover - the dashboard's counters are best effort
+            logger.debug("privaudit: dashboard counters: %s", e)
+        if found and self.annotate:
+            self._call_on_loop(self._annotate, flow_id, [f.to_json() for f in found])
 
     def _analyse(self, fd: int | None, index: int, offset: int | None, length: int, data: bytes | None) -> None:
         audit = self.audit

@@ -34,6 +34,9 @@ APPENDIX_FINDINGS_TOTAL = 1000
 #: and stay in the recipients table and the findings JSON. A day-long capture
 #: can reach thousands of hosts; this keeps the HTML report a few MB.
 MAX_ENDPOINT_CARDS = 150
+#: Rows of the per-endpoint encryption table and of each recipients table
+#: (cleartext endpoints first); the rest are counted, and are in the JSON.
+MAX_TABLE_ROWS = 200
 #: Top findings told in plain words in the executive summary.
 TOP_FINDINGS = 6
 #: Warnings listed in the coverage section.
@@ -408,6 +411,7 @@ class Transmission:
     versions_recorded: bool
     tls_failures: list[tuple[str, str]]
     tls_failures_omitted: int
+    rows_omitted: int = 0
 
 
 @dataclass(frozen=True)
@@ -467,8 +471,12 @@ class ReportView:
         return [([c.label for c in r.categories], r.name, r.countries) for r in self.recipients if r.categories]
 
     def recipients_of(self, party: str) -> list[RecipientView]:
-        """Recipients of one party kind: "first", "third" or "" (unclassified)."""
-        return [r for r in self.recipients if r.party == party]
+        """Recipients of one party kind: "first", "third" or "" (unclassified), at most MAX_TABLE_ROWS."""
+        return [r for r in self.recipients if r.party == party][:MAX_TABLE_ROWS]
+
+    def recipients_omitted(self, party: str) -> int:
+        """Recipients of one party kind left out of its table."""
+        return max(0, sum(1 for r in self.recipients if r.party == party) - MAX_TABLE_ROWS)
 
 
 # --------------------------------------------------------------------------
@@ -1120,8 +1128,10 @@ def _transmission(endpoints: list[EndpointView], facts: dict, coverage_doc: Mapp
     versions = _dict(coverage_doc.get("tls_versions"))
     failures = [(text(f.get("host")), text(f.get("error"))) for f in _list(coverage_doc.get("tls_failures"))
                 if isinstance(f, Mapping)]
+    shown = sorted(rows, key=lambda r: r.tls is not False)[:MAX_TABLE_ROWS]  # stable: cleartext first
     return Transmission(
-        rows=rows,
+        rows=shown,
+        rows_omitted=len(rows) - len(shown),
         versions=[(text(k), text(v)) for k, v in sorted(versions.items(), key=lambda kv: str(kv[0]))],
         versions_recorded=bool(versions) or any(r.versions for r in rows),
         tls_failures=failures[:MAX_TLS_FAILURES],

@@ -22,7 +22,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -362,11 +362,10 @@ class Audit:
 
 
 def _info(state, infos: dict, source: str):
-    if not infos:
-        infos.update({i.path: i for i in state.inputs})
+    """The InputInfo of ``source`` (inputs are registered as reading reaches them)."""
     info = infos.get(source)
     if info is None:
-        infos.update({i.path: i for i in state.inputs})
+        infos.update((i.path, i) for i in state.inputs)
         info = infos[source]
     return info
 
@@ -489,7 +488,7 @@ def analyze(
     from .source import ReadState, open_inputs
     from .source.flowfile import damaged
 
-    open_inputs(paths)  # fail on a bad input before loading anything heavy
+    opened = open_inputs(paths)  # fail on a bad input before loading anything heavy
     audit = build(
         rules_dirs=rules_dirs,
         canaries_path=canaries_path,
@@ -506,7 +505,7 @@ def analyze(
     skipped: dict[str, int] = {}
     next_index = 0
     for results in run_batches(
-        paths,
+        opened,
         state,
         audit.detector,
         jobs=jobs,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ConfigError, InputError, PrivauditError
-from .fsutil import atomic_text_writer, atomic_write
+from .fsutil import atomic_text_writer
 from .model import SEVERITIES
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_POLICY = 0, 1, 2, 3

@@ -15,12 +15,10 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .model import Exchange, Finding
-from .source import InputInfo, ReadState, file_sha256, open_inputs
+from .source import InputInfo, ReadState, file_sha256
 
 BATCH = 200
 #: Inputs smaller than this are analysed in-process: starting workers costs more.
@@ -36,13 +34,14 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def iter_items(paths: Sequence[str | os.PathLike], state: ReadState) -> Iterator[Item]:
-    """Every flow of every input as an undecoded item, in input order."""
+def iter_items(opened: Sequence[tuple[Path, str]], state: ReadState) -> Iterator[Item]:
+    """Every flow of every opened input (:func:`~privaudit.source.open_inputs`) as
+    an undecoded item, in input order."""
     from .source.flowfile import iter_flowfile_records
     from .source.har import load_har
 
     i = 0
-    for path, fmt in open_inputs(paths):
+    for path, fmt in opened:
         info = InputInfo(path=str(path), sha256=file_sha256(path), format=fmt)
         state.inputs.append(info)
         if fmt == "har":
@@ -53,14 +52,6 @@ def iter_items(paths: Sequence[str | os.PathLike], state: ReadState) -> Iterator
             for _, raw in iter_flowfile_records(path, state.warnings):
                 yield (i, fmt, str(path), raw)
                 i += 1
-
-
-def _slim(ex: Exchange) -> Exchange:
-    """The Exchange without bodies: what the audit keeps, cheap to send between processes."""
-    req = replace(ex.request, body=b"") if ex.request is not None else None
-    resp = replace(ex.response, body=b"") if ex.response is not None else None
-    ws = tuple(replace(m, content=b"") for m in ex.websocket)
-    return replace(ex, request=req, response=resp, websocket=ws)
 
 
 # Per-process detector: set by _init_worker in workers, or given directly in-process.
@@ -124,7 +115,7 @@ def _batches(items: Iterator[Item]) -> Iterator[list[Item]]:
 
 
 def run_batches(
-    paths: Sequence[str | os.PathLike],
+    opened: Sequence[tuple[Path, str]],
     state: ReadState,
     detector,
     *,
@@ -133,8 +124,8 @@ def run_batches(
 ) -> Iterator[list[tuple]]:
     """Yields each batch's results in input order, in-process or from a pool."""
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    total = sum(p.stat().st_size for p, _ in open_inputs(paths))
-    items = iter_items(paths, state)
+    total = sum(p.stat().st_size for p, _ in opened)
+    items = iter_items(opened, state)
     if jobs == 1 or total < PARALLEL_MIN_BYTES:
         for batch in _batches(items):
             yield analyze_batch(batch, detector)

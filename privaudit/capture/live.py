@@ -110,7 +110,17 @@ def _scan_record(index: int, source: str, offset: int | None, length: int, raw: 
         found, err = parallel._DETECTOR.scan(ex), None
     except Exception as e:
         found, err = None, f"{type(e).__name__}: {e}"
-    return ("ok", parallel._slim(ex), flow_id, found, err)
+    return ("ok", _slim(ex), flow_id, found, err)
+
+
+def _slim(ex):
+    """The Exchange without bodies: all the audit keeps, cheap to send back from the process."""
+    from dataclasses import replace
+
+    req = replace(ex.request, body=b"") if ex.request is not None else None
+    resp = replace(ex.response, body=b"") if ex.response is not None else None
+    ws = tuple(replace(m, content=b"") for m in ex.websocket)
+    return replace(ex, request=req, response=resp, websocket=ws)
 
 
 class LiveAnalysis:
@@ -398,37 +408,50 @@ class LiveAnalysis:
                 self._analyse(fd, n, offset, len(raw), raw)
                 n += 1
         except Exception as e:
-            self._failed(n, "could not be read back for analysis", e)
+            self._failed(n, "could not be read back for analysis", f"{type(e).__name__}: {e}")
 
     def _analyse_batch(self, fd: int | None, items: list) -> None:
+        """Scans (index, offset, length, data) items in the analysis process, or
+        in this thread when there is none (a custom ``build_audit``, or the
+        process died), and feeds each result on."""
         source = str(self.recorder.path) if self.recorder and self.recorder.path else ""
-        try:
-            results = self._pool.submit(_scan_records, source, items).result()
-        except Exception as e:  # the process died: go on in this thread
-            logger.warning("privaudit: analysis process failed (%s); analysing in a thread", e)
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-            from privaudit import parallel
+        if self._pool is not None:
+            try:
+                results = self._pool.submit(_scan_records, source, items).result()
+            except Exception as e:  # the process died: go on in this thread
+                logger.warning("privaudit: analysis process failed (%s); analysing in a thread", e)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+                results = None
+            if results is not None:
+                for it, res in zip(items, results):
+                    self._take(it[0], res)
+                return
+        for index, offset, length, data in items:
+            try:
+                raw = data if data is not None else os.pread(fd, length, offset)  # type: ignore[arg-type]
+                ex, flow_id = read_exchange(raw, index, source)
+            except Exception as e:
+                self._take(index, ("read", f"{type(e).__name__}: {e}"))
+                continue
+            # found=None: audit.add scans here, counting the detector's own exceptions
+            self._take(index, ("ok", ex, flow_id, None, None))
 
-            parallel._DETECTOR = self.audit.detector
-            for it in items:
-                self._analyse(fd, *it)
-            return
-        for it, res in zip(items, results):
-            self._take(it[0], res)
+    def _analyse(self, fd: int | None, index: int, offset: int | None, length: int, data: bytes | None) -> None:
+        self._analyse_batch(fd, [(index, offset, length, data)])
 
     def _take(self, index: int, res: tuple) -> None:
-        """Feeds one scan result from the analysis process to the audit, dashboard and mitmweb."""
+        """Feeds one scan result to the audit, the dashboard and mitmweb."""
         audit = self.audit
         if res[0] == "read":
             self.read_errors += 1
-            self._failed(index, "could not be read back for analysis", RuntimeError(res[1]))
+            self._failed(index, "could not be read back for analysis", res[1])
             return
         _, ex, flow_id, found, err = res
         try:
             found = audit.add(ex, found, err)
         except Exception as e:
-            self._failed(index, "analysis failed", e)
+            self._failed(index, "analysis failed", f"{type(e).__name__}: {e}")
             return
         self.analysed += 1
         try:
@@ -438,53 +461,8 @@ class LiveAnalysis:
         if found and self.annotate:
             self._call_on_loop(self._annotate, flow_id, [f.to_json() for f in found])
 
-    def _analyse(self, fd: int | None, index: int, offset: int | None, length: int, data: bytes | None) -> None:
-        audit = self.audit
-        source = str(self.recorder.path) if self.recorder and self.recorder.path else ""
-        if self._pool is not None:
-            try:
-                res = self._pool.submit(_scan_record, index, source, offset, length, data).result()
-            except Exception as e:  # the process died: go on in this thread
-                logger.warning("privaudit: analysis process failed (%s); analysing in a thread", e)
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
-                from privaudit import parallel
-
-                parallel._DETECTOR = audit.detector
-                res = _scan_record(index, source, offset, length, data)
-            if res[0] == "read":
-                self.read_errors += 1
-                self._failed(index, "could not be read back for analysis", RuntimeError(res[1]))
-                return
-            _, ex, flow_id, found, err = res
-            try:
-                found = audit.add(ex, found, err)
-            except Exception as e:
-                self._failed(index, "analysis failed", e)
-                return
-        else:
-            try:
-                raw = data if data is not None else os.pread(fd, length, offset)  # type: ignore[arg-type]
-                ex, flow_id = read_exchange(raw, index, source)
-            except Exception as e:
-                self.read_errors += 1
-                self._failed(index, "could not be read back for analysis", e)
-                return
-            try:
-                found = audit.add(ex)  # counts the detector's own exceptions in audit.analysis_errors
-            except Exception as e:
-                self._failed(index, "analysis failed", e)
-                return
-        self.analysed += 1
-        try:
-            self._stats.add(ex, found, audit, self._own_regs)
-        except Exception as e:  # pragma: no cover - the dashboard's counters are best effort
-            logger.debug("privaudit: dashboard counters: %s", e)
-        if found and self.annotate:
-            self._call_on_loop(self._annotate, flow_id, [f.to_json() for f in found])
-
-    def _failed(self, index: int, what: str, e: Exception) -> None:
-        msg = f"flow {index}: {what}: {type(e).__name__}: {e}"
+    def _failed(self, index: int, what: str, detail: str) -> None:
+        msg = f"flow {index}: {what}: {detail}"
         if self.audit is not None:
             self.audit.analysis_errors += 1
             self.audit.warnings.append(msg)

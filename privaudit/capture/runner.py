@@ -282,6 +282,7 @@ def _preload_analysis() -> None:
     import privaudit.jurisdiction  # noqa: F401
     import privaudit.jurisdiction.parties  # noqa: F401
     import privaudit.source.convert  # noqa: F401
+    import privaudit.source.fast  # noqa: F401
     import privaudit.source.flowfile  # noqa: F401
 
 

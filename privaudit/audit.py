@@ -102,10 +102,14 @@ class FindingSpool:
     A day-long capture has millions of findings; holding them as dicts would
     grow memory with the capture. Past the limit they are written as JSON lines
     to a temp file (mode 0600, deleted when the spool is) and read back in
-    order when the document is written.
+    order when the document is written. The lines are the very text
+    :func:`dump_document` writes, so it copies them without parsing them again.
+
+    The limit is small on purpose: a finding dict costs about 1 KB, and the
+    memory an audit needs should not depend on how big the capture is.
     """
 
-    def __init__(self, limit: int = 20000):
+    def __init__(self, limit: int = 2000):
         self.limit = limit
         self.mem: list[dict] = []
         self.file = None
@@ -121,9 +125,8 @@ class FindingSpool:
 
         if self.file is None:
             self.file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", prefix="privaudit-findings-")
-        for d in self.mem:
-            self.file.write(json.dumps(d, ensure_ascii=False))
-            self.file.write("\n")
+        dumps = json.dumps
+        self.file.write("".join([dumps(d, ensure_ascii=False) + "\n" for d in self.mem]))
         self.spilled += len(self.mem)
         self.mem = []
 
@@ -131,13 +134,21 @@ class FindingSpool:
         return self.spilled + len(self.mem)
 
     def __iter__(self):
+        loads = json.loads
+        for line in self.lines():
+            yield loads(line)
+
+    def lines(self):
+        """Each finding as one line of JSON (no newline), in order."""
         if self.file is not None:
             self.file.flush()
             self.file.seek(0)
             for _ in range(self.spilled):
-                yield json.loads(self.file.readline())
+                yield self.file.readline()[:-1]
             self.file.seek(0, 2)
-        yield from self.mem
+        dumps = json.dumps
+        for d in self.mem:
+            yield dumps(d, ensure_ascii=False)
 
     def value(self):
         """A plain list when everything fits in memory, else the spool itself (iterable, sized)."""
@@ -159,11 +170,12 @@ def dump_document(doc: dict, fp) -> None:
         if k == "findings":
             # One finding per line: readable, diffable, and written by json's C
             # encoder (indent= falls back to the pure-Python one, 5x slower).
+            lines = v.lines() if isinstance(v, FindingSpool) else (json.dumps(f, ensure_ascii=False) for f in v)
             fp.write("[")
             first = True
-            for f in v:
+            for line in lines:
                 fp.write("\n    " if first else ",\n    ")
-                fp.write(json.dumps(f, ensure_ascii=False))
+                fp.write(line)
                 first = False
             fp.write("\n  ]" if not first else "]")
         else:

@@ -120,12 +120,18 @@ class RawText:
     """Field locations this text contains (default: those under ``location``)."""
 
 
+#: How many entries each memo of the detection engine keeps before it starts
+#: over (memos are cleared whole when full: cheap, and the vocabulary of keys
+#: and repeated values an app sends refills them at once). Small enough that
+#: the memory an audit needs stops growing within the first few thousand flows.
+MEMO_LIMIT = 8192
+
 _KEY_STRIP = re.compile(r"[\W_]+")
 _HEADER_X = re.compile(r"^x[-_]")
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def normalize_key(key: str, header: bool = False) -> str:
     """The form key rules match: lower case, separators removed.
 
@@ -171,7 +177,7 @@ _APP_ROLES = frozenset({"system", "developer"})
 _RUNS = re.compile(r"[^\x00-\x1f\x7f\ufffd]{6,}")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def _json_step(key: str) -> str:
     return f".{key}" if _SIMPLE_KEY.match(key) else f"[{json.dumps(key, ensure_ascii=False)}]"
 
@@ -193,7 +199,7 @@ def _object_shape(shape: tuple) -> tuple[tuple[tuple[str, str, str, str], ...], 
     # only str keys (all JSON has): 1, 1.0 and True are one dict key but
     # three different names
     if all(type(k) is str for k in shape):
-        if len(_SHAPES) >= 20_000:
+        if len(_SHAPES) >= MEMO_LIMIT:
             _SHAPES.clear()
         _SHAPES[shape] = known
     return known
@@ -204,7 +210,7 @@ def _key_info(key: str) -> tuple[str, str, str]:
     memoised: traffic repeats a small vocabulary of keys."""
     info = _KEY_INFO.get(key)
     if info is None:
-        if len(_KEY_INFO) >= 65536:
+        if len(_KEY_INFO) >= 16384:
             _KEY_INFO.clear()
         nk = normalize_key(key)
         info = _KEY_INFO[key] = (nk, _json_step(key), "." + nk)
@@ -514,7 +520,7 @@ class Decoder:
         # (only a clean run is replayed: bounds and counters stay exact)
         if (sum(stats["bounds_hit"].values()), stats["undecodable_bodies"]) == before:
             memo = self._string_memo
-            if len(memo) >= 20_000:
+            if len(memo) >= MEMO_LIMIT:
                 memo.clear()
             memo[mk] = tuple(out[n0:])
 

@@ -50,7 +50,7 @@ from bisect import bisect_right
 from privaudit.model import SEVERITIES, Exchange, Finding, Message
 
 from .canaries import Canaries, CanaryHit
-from .decode import Bounds, Decoder, Field
+from .decode import MEMO_LIMIT, Bounds, Decoder, Field
 from .rules import RuleSet
 
 __all__ = ["Detector", "BASE_SEVERITY", "redact"]
@@ -336,7 +336,7 @@ class Detector:
             if pm is None:
                 pm = self._pattern_pass(f, url)
                 if len(v) <= 256:
-                    if len(self._pattern_memo) >= 50_000:
+                    if len(self._pattern_memo) >= MEMO_LIMIT:
                         self._pattern_memo.clear()
                     self._pattern_memo[v] = pm
             pfree, dep_patterns, digits = pm
@@ -393,7 +393,7 @@ class Detector:
             if plan is None:
                 plan = value_plan(f, url)
                 if len(v) <= 256:
-                    if len(memo) >= 50_000:
+                    if len(memo) >= MEMO_LIMIT:
                         memo.clear()
                     memo[mk] = plan
             if plan is _NOTHING:

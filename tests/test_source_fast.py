@@ -8,7 +8,7 @@ import pytest
 from mitmproxy.io import tnetstring
 
 from privaudit.source.convert import flow_to_exchange
-from privaudit.source.fast import _WANTED, flow_state, http_exchange, tnet_loads
+from privaudit.source.fast import _HEADERS, _SPEC, flow_state, http_exchange, tnet_loads
 from privaudit.source.flowfile import decode_record, iter_records
 
 DATA = Path(__file__).parent / "data"
@@ -23,11 +23,22 @@ def _records():
             yield pytest.param(path, i, raw, id=f"{path.name}#{i}")
 
 
+def _project(state, spec):
+    """What flow_state should keep of a fully parsed state: the keys _SPEC names, nested."""
+    out = {}
+    for k, v in state.items():
+        want = spec.get(k.encode() if isinstance(k, str) else k)
+        if want is None:
+            continue
+        out[k] = _project(v, want) if isinstance(want, dict) and isinstance(v, dict) else v
+    return out
+
+
 @pytest.mark.parametrize("path,i,raw", list(_records()))
 def test_fast_road_equals_mitmproxys(path, i, raw):
     full = tnetstring.loads(raw)
     assert tnet_loads(raw) == full
-    assert flow_state(raw) == {k: v for k, v in full.items() if k in _WANTED}
+    assert flow_state(raw) == _project(full, _SPEC)
     fast = http_exchange(flow_state(raw), i, str(path))
     slow = flow_to_exchange(decode_record(raw), i, source=str(path))
     if fast is not None:  # None: not a current-version HTTP flow, mitmproxy's road is taken
@@ -51,5 +62,30 @@ def test_malformed_tnetstrings_are_value_errors(raw):
 
 @pytest.mark.parametrize("raw", [b"5:hello", b"10:1:a,2:bc,}", b"8:1:a,9:b,}", b"1:a,"])
 def test_malformed_flow_records_are_value_errors(raw):
+    with pytest.raises(ValueError):
+        flow_state(raw)
+
+
+def test_unusual_keys_and_header_shapes_read_like_a_full_parse():
+    """Keys that are not short ASCII strings, and header lists of another shape,
+    take the careful path and still give the full parser's values."""
+    from mitmproxy.io import tnetstring as T
+
+    state = {
+        "type": "http",
+        "request": {"headers": [[b"a", b"1"], [b"b", b"2", b"extra"]], "p\u00e4th": "x", "path": b"/"},
+        b"bytes-key": 1,
+        "server_conn": {"sni": "example.org", "peername": ["1.2.3.4", 443], "cipher": "x"},
+    }
+    raw = T.dumps(state)
+    got = flow_state(raw)
+    assert got["request"]["headers"] == [[b"a", b"1"], [b"b", b"2", b"extra"]]
+    assert got["request"]["path"] == b"/"
+    assert got["server_conn"] == {"sni": "example.org", "peername": ["1.2.3.4", 443]}
+    assert got["type"] == "http"
+
+
+@pytest.mark.parametrize("raw", [b"9:2:id;-5:x,}", b"14:2:id;3:abc,-1:}"])
+def test_negative_lengths_are_value_errors_not_loops(raw):
     with pytest.raises(ValueError):
         flow_state(raw)

@@ -17,6 +17,7 @@ give equal Exchanges for every capture we have.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -34,37 +35,142 @@ def tnet_loads(buf: bytes) -> Any:
     return value
 
 
-#: Top-level parts of a flow's state that the Exchange needs; the rest
-#: (client connection details, metadata, ...) is skipped without parsing.
-_WANTED = frozenset({"id", "type", "version", "request", "response", "server_conn", "websocket", "error", "timestamp_created"})
+#: The parts of a flow's state the Exchange needs, by nesting level: ``True``
+#: keeps the whole value, a dict keeps only the keys it names, ``_HEADERS``
+#: reads a header list with the specialised loop. Everything else (client
+#: connection, cipher lists, timestamps nothing reads, metadata...) is skipped
+#: by its length prefix without being parsed, which is most of a record.
+_HEADERS = "headers"
+_SPEC: dict[bytes, Any] = {
+    b"id": True,
+    b"type": True,
+    b"version": True,
+    b"timestamp_created": True,
+    b"error": True,
+    b"websocket": True,
+    b"request": {
+        k: True
+        for k in (b"scheme", b"http_version", b"method", b"path", b"authority", b"port", b"host", b"content", b"timestamp_start")
+    }
+    | {b"headers": _HEADERS},
+    b"response": {b"content": True, b"headers": _HEADERS, b"status_code": True},
+    b"server_conn": {k: True for k in (b"peername", b"timestamp_tls_setup", b"tls_version", b"sni", b"certificate_list")},
+}
+#: Top-level keys :func:`flow_state` returns (when present in the record).
+_WANTED = frozenset(k.decode() for k in _SPEC)
 
 
 def flow_state(buf: bytes) -> dict:
-    """The parts of a flow record's state dict the Exchange needs (see :data:`_WANTED`)."""
-    end = len(buf)
+    """The parts of a flow record's state dict the Exchange needs (see :data:`_SPEC`).
+
+    Same values as a full parse for every part it keeps; ValueError if the
+    record is not a well-formed tnetstring dict.
+    """
     colon = buf.find(b":", 0, 13)
     if colon <= 0:
         raise ValueError("not a tnetstring: missing length prefix")
     n = int(buf[:colon])
     start = colon + 1
     stop = start + n
-    if stop != end - 1 or buf[stop] != 125:
+    if n < 0 or stop != len(buf) - 1 or buf[stop] != 125:
         raise ValueError("not a tnetstring dict")
+    return _pick(buf, start, stop, _SPEC)
+
+
+#: A dict key as mitmproxy writes them (a short ASCII string) and the length
+#: prefix of its value, in one match. Keys of any other shape take the
+#: careful loop in :func:`_pick_slow`.
+_KEY = re.compile(rb"(\d{1,3}):([A-Za-z0-9_]*);(\d{1,12}):")
+
+
+def _pick(buf: bytes, p: int, stop: int, spec: dict) -> dict:
+    """Parses the dict body ``buf[p:stop]``, keeping only the keys in ``spec``."""
     d = {}
-    p = start
+    match = _KEY.match
     while p < stop:
-        k, p = _parse(buf, p, stop)
-        if k in _WANTED:
-            v, p = _parse(buf, p, stop)
-            d[k] = v
-        else:
-            c = buf.find(b":", p, p + 13)
-            if c < 0 or c >= stop:
-                raise ValueError(f"not a tnetstring: missing length prefix at {p}")
-            p = c + 1 + int(buf[p:c]) + 1
-            if p > stop:
-                raise ValueError("not a tnetstring: value runs past its dict")
+        m = match(buf, p)
+        if m is None:
+            d.update(_pick_slow(buf, p, stop, spec))
+            return d
+        kl, key, vl = m.groups()
+        if len(key) != int(kl):
+            d.update(_pick_slow(buf, p, stop, spec))
+            return d
+        vs = m.end()
+        ve = vs + int(vl)
+        if ve >= stop:
+            raise ValueError(f"not a tnetstring: value at {p} runs past its dict")
+        want = spec.get(key)
+        if want is not None:
+            if want is True:
+                d[key.decode()], _ = _parse(buf, m.start(3), ve + 1)
+            elif want is _HEADERS and buf[ve] == 93:
+                d[key.decode()] = _header_list(buf, vs, ve, m.start(3))
+            elif buf[ve] == 125 and want.__class__ is dict:
+                d[key.decode()] = _pick(buf, vs, ve, want)
+            else:  # not the shape we expect: parse it whole, let the caller decide
+                d[key.decode()], _ = _parse(buf, m.start(3), ve + 1)
+        p = ve + 1
     return d
+
+
+def _pick_slow(buf: bytes, p: int, stop: int, spec: dict) -> dict:
+    """:func:`_pick` for dicts whose keys are not plain short strings."""
+    d = {}
+    while p < stop:
+        key, p = _parse(buf, p, stop)
+        c = buf.find(b":", p, p + 13)
+        if c < 0 or c >= stop:
+            raise ValueError(f"not a tnetstring: missing length prefix at {p}")
+        n = int(buf[p:c])
+        ve = c + 1 + n
+        if n < 0 or ve >= stop:
+            raise ValueError(f"not a tnetstring: length {n} at {p} runs past its dict")
+        want = spec.get(key.encode("utf-8", "surrogateescape") if isinstance(key, str) else key)
+        if want is not None:
+            if want is _HEADERS and buf[ve] == 93:
+                d[key] = _header_list(buf, c + 1, ve, p)
+            elif buf[ve] == 125 and want.__class__ is dict:
+                d[key] = _pick(buf, c + 1, ve, want)
+            else:
+                d[key], _ = _parse(buf, p, ve + 1)
+        p = ve + 1
+    return d
+
+
+def _header_list(buf: bytes, p: int, stop: int, at: int) -> list:
+    """A list of [name, value] byte-string pairs (mitmproxy's header fields)."""
+    out = []
+    find = buf.find
+    while p < stop:
+        c = find(b":", p, p + 13)
+        if c < 0 or c >= stop:
+            raise ValueError(f"not a tnetstring: missing length prefix at {p}")
+        n = int(buf[p:c])
+        s = c + 1
+        e = s + n
+        if n < 0 or e >= stop or buf[e] != 93:
+            return _parse(buf, at, stop + 1)[0]  # unusual shape: the general parser
+        c = find(b":", s, s + 13)
+        if c < 0 or c >= e:
+            raise ValueError(f"not a tnetstring: missing length prefix at {s}")
+        n = int(buf[s:c])
+        ks = c + 1
+        ke = ks + n
+        if n < 0 or ke >= e or buf[ke] != 44:
+            return _parse(buf, at, stop + 1)[0]
+        vp = ke + 1
+        c = find(b":", vp, vp + 13)
+        if c < 0 or c >= e:
+            raise ValueError(f"not a tnetstring: missing length prefix at {vp}")
+        n = int(buf[vp:c])
+        vs = c + 1
+        ve = vs + n
+        if n < 0 or ve + 1 != e or buf[ve] != 44:
+            return _parse(buf, at, stop + 1)[0]
+        out.append([buf[ks:ke], buf[vs:ve]])
+        p = e + 1
+    return out
 
 
 def _parse(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
@@ -74,7 +180,7 @@ def _parse(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
     n = int(buf[pos:colon])
     start = colon + 1
     stop = start + n
-    if stop >= end:
+    if n < 0 or stop >= end:
         raise ValueError(f"not a tnetstring: length {n} at {pos} runs past the data")
     tag = buf[stop]
     if tag == 44:  # ,

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from privaudit.errors import RuleError, yaml_location
 from privaudit.resources import rules_dir
 
-from .decode import Field
+from .. import validated
+from .decode import MEMO_LIMIT, Field
 from .validators import VALIDATORS, Validator
 
 __all__ = ["Rule", "RuleSet", "load_rules", "check_rule_files", "rule_files", "EXAMPLE_RULE", "builtin_dirs"]
@@ -64,7 +64,9 @@ def builtin_dirs() -> tuple[Path, ...]:
 
 
 @lru_cache(maxsize=1)
-def _schema_validator() -> jsonschema.protocols.Validator:
+def _schema_validator():
+    import jsonschema  # only when a rule file is not known to pass (see privaudit.validated)
+
     path = rules_dir() / "schema" / "rule.schema.json"
     schema = json.loads(path.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
@@ -168,7 +170,7 @@ class Rule:
         hit = memo.get(k)
         if hit is None:
             hit = any(s != f.nkey and rx.fullmatch(s) for s in f.siblings)
-            if len(memo) >= 20_000:
+            if len(memo) >= MEMO_LIMIT:
                 memo.clear()
             memo[k] = hit
         return hit
@@ -181,7 +183,7 @@ class Rule:
         if hit is _MISSING:
             hit = self.validator(candidate)
             if len(candidate) <= 256:
-                if len(memo) >= 20_000:
+                if len(memo) >= MEMO_LIMIT:
                     memo.clear()
                 memo[candidate] = hit
         return hit
@@ -197,7 +199,7 @@ class Rule:
             else:
                 hit = self.validator(v) if self.validator is not None else True
             if len(v) <= 256:
-                if len(memo) >= 20_000:
+                if len(memo) >= MEMO_LIMIT:
                     memo.clear()
                 memo[v] = hit
         return hit
@@ -255,7 +257,7 @@ class Rule:
             # together name every record key (else no values can help)
             flags = tuple(tuple(bool(rk.fullmatch(k)) for rk in self.record_keys) for k in shape)
             covered = all(any(fl[i] for fl in flags) for i in range(len(self.record_keys)))
-            if len(shapes) >= 20_000:
+            if len(shapes) >= MEMO_LIMIT:
                 shapes.clear()
             known = shapes[shape] = (covered, flags)
         covered, flags = known
@@ -277,7 +279,7 @@ class Rule:
         hit = memo.get(v)
         if hit is None:
             hit = self.value.search(v) is not None
-            if len(memo) >= 20_000:
+            if len(memo) >= MEMO_LIMIT:
                 memo.clear()
             memo[v] = hit
         return hit
@@ -287,7 +289,7 @@ class Rule:
         hit = memo.get(it)
         if hit is None:
             hit = bool(self.value.search(it)) and (self.validator is None or self.validator(it) is not False)
-            if len(memo) >= 20_000:
+            if len(memo) >= MEMO_LIMIT:
                 memo.clear()
             memo[it] = hit
         return hit
@@ -486,7 +488,8 @@ def _check_one_plain(path: Path) -> tuple[Rule | None, list[str]]:
     if not isinstance(data, dict):
         return None, [_err(path, 1, "a rule file must hold one mapping (a YAML object)")]
     root = _LazyRoot(text)
-    for e in sorted(_schema_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+    schema_errors = () if validated.known_valid(text) else _schema_validator().iter_errors(data)
+    for e in sorted(schema_errors, key=lambda e: list(map(str, e.absolute_path))):
         where = "/".join(map(str, e.absolute_path)) or "(top level)"
         msg = e.message
         if e.validator == "oneOf" and e.absolute_path and e.absolute_path[0] == "tests":

@@ -46,8 +46,17 @@ def list_rules(dirs: Sequence[str | Path] | None = None) -> list[tuple[str, str,
 
 
 def validate(dirs: Sequence[str | Path] | None = None) -> list[str]:
-    """Every problem in the rule files, each "file:line: message" plus an example."""
-    _, errors = check_rule_files(rule_files(_dirs(dirs)))
+    """Every problem in the rule files, each "file:line: message" plus an example.
+
+    Checks every file against the schema, shipped ones included (it does not
+    trust :mod:`privaudit.validated`'s list)."""
+    from .. import validated
+
+    saved, validated.TRUST = validated.TRUST, False
+    try:
+        _, errors = check_rule_files(rule_files(_dirs(dirs)))
+    finally:
+        validated.TRUST = saved
     return errors
 
 

@@ -13,9 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import geoip2.database
-import geoip2.errors
-import maxminddb
 import yaml
 
 from privaudit.errors import ConfigError, yaml_location
@@ -51,6 +48,10 @@ class GeoDatabases:
     """Opened MMDB files, sorted into location and ASN databases."""
 
     def __init__(self, paths: Iterable[str | Path] = ()):
+        paths = list(paths)
+        if paths:  # geoip2 is imported only when there are databases to open
+            import geoip2.database
+            import maxminddb
         self._geo: list[tuple[str, geoip2.database.Reader, str]] = []
         self._asn: list[tuple[str, geoip2.database.Reader]] = []
         self._paths: dict[int, Path] = {}
@@ -92,6 +93,9 @@ class GeoDatabases:
 
     def locate(self, ip: str) -> GeoResult | None:
         """The first location database (in the order given) that knows ``ip``."""
+        import geoip2.errors
+        import maxminddb
+
         for label, reader, kind in self._geo:
             try:
                 rec = reader.city(ip) if kind == "city" else reader.country(ip)
@@ -111,6 +115,9 @@ class GeoDatabases:
         return None
 
     def asn(self, ip: str) -> AsnResult | None:
+        import geoip2.errors
+        import maxminddb
+
         for label, reader in self._asn:
             try:
                 rec = reader.asn(ip) if "ISP" not in label else reader.isp(ip)
@@ -144,6 +151,8 @@ def _mmdb_in(folder: Path, warnings: list[str] | None) -> list[Path]:
     says Country, City or ASN. Other MaxMind databases (Anonymous-IP,
     Connection-Type...) and unreadable files lie in such folders legitimately,
     so they are skipped, with a warning for the unreadable ones."""
+    import maxminddb
+
     out: list[Path] = []
     for path in sorted(folder.glob("*.mmdb")):
         try:

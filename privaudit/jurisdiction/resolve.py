@@ -27,10 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import dns.exception
-import dns.name
-import dns.rdatatype
-import dns.resolver
+# dnspython is imported where it is used: most audits never resolve anything,
+# and importing it costs a noticeable share of start-up.
 
 from privaudit.errors import ConfigError
 from privaudit.jurisdiction.addresses import parse_ip
@@ -123,6 +121,7 @@ def cname_chain(host: str, cnames: Mapping[str, Sequence[str]], limit: int = 16)
 
 
 def _resolver(nameserver: str, port: int, timeout: float) -> tuple[dns.resolver.Resolver, str]:
+    import dns.exception, dns.name, dns.rdatatype, dns.resolver  # noqa: E401 (lazy, see top)
     address, port = parse_nameserver(nameserver, port)
     if address == SYSTEM:
         try:
@@ -148,6 +147,7 @@ class _Unreachable(Exception):
 def _query(resolver: dns.resolver.Resolver, name: dns.name.Name, rdtype: str) -> tuple[dns.resolver.Answer | None, str | None]:
     """One query: (answer, None), or (None, why) for a name the server would
     not answer; raises _Unreachable when the server did not answer at all."""
+    import dns.exception, dns.name, dns.rdatatype, dns.resolver  # noqa: E401 (lazy, see top)
     try:
         return resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False), None
     except dns.resolver.NXDOMAIN:
@@ -165,6 +165,7 @@ def _query(resolver: dns.resolver.Resolver, name: dns.name.Name, rdtype: str) ->
 
 
 def _chain_and_addresses(host: str, answers: Iterable[dns.resolver.Answer]) -> tuple[list[str], list[str]]:
+    import dns.exception, dns.name, dns.rdatatype, dns.resolver  # noqa: E401 (lazy, see top)
     links: dict[str, list[str]] = {}
     addresses: list[str] = []
     for answer in answers:
@@ -195,6 +196,7 @@ def resolve_hosts(
     ``best_effort=True`` one message appended to ``warnings`` and every host
     left unresolved (``error`` says why), without waiting on the server again.
     """
+    import dns.exception, dns.name, dns.rdatatype, dns.resolver  # noqa: E401 (lazy, see top)
     resolver, label = _resolver(nameserver, port, timeout)
     out: dict[str, DnsAnswer] = {}
     unreachable: str | None = None

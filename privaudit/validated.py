@@ -1,0 +1,99 @@
+"""Shipped data files already known to pass their schemas.
+
+Every run loads ~100 shipped YAML files (detection rules, the operator and
+ASN maps, legal notes) and used to check each against its JSON Schema with
+``jsonschema``: about a third of a second of start-up, spent proving again
+what the tests proved when the files were committed. ``rules/validated.sha256``
+lists the SHA-256 of every shipped data file that passed, under the digest of
+the schemas it passed; a file whose content is listed (and whose schemas are
+unchanged) skips the schema check. Everything else is checked as before — a
+user's own files, and a shipped file edited in place (it no longer matches).
+The other checks (ids equal file names, regexes compile, duplicate keys) run
+every time. ``privaudit rules validate`` never trusts the list.
+
+Regenerate after changing shipped data (a test fails until you do)::
+
+    python -m privaudit.validated
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from .resources import rules_dir
+
+MANIFEST = "validated.sha256"
+
+#: Set to False to check every file against its schema (``rules validate``).
+TRUST = True
+
+
+def digest(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+def schemas_digest(root: Path | None = None) -> str:
+    root = root or rules_dir()
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.schema.json")):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _known() -> frozenset[str]:
+    root = rules_dir()
+    try:
+        lines = (root / MANIFEST).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return frozenset()
+    if not lines or lines[0] != f"schemas {schemas_digest(root)}":
+        return frozenset()  # the schemas changed: nothing is known to pass them
+    return frozenset(ln.split()[0] for ln in lines[1:] if ln.strip())
+
+
+def known_valid(text: bytes | str) -> bool:
+    """Whether a file with this content is listed as passing the current schemas."""
+    return TRUST and digest(text) in _known()
+
+
+def shipped_files(root: Path | None = None) -> list[Path]:
+    root = root or rules_dir()
+    return sorted(p for p in root.rglob("*.yaml") if not any(part.startswith(".") for part in p.parts))
+
+
+def expected_manifest() -> str:
+    """The manifest for the shipped files as they are now, after checking every one in full."""
+    global TRUST
+    from .detect.rules import load_rules
+    from .jurisdiction.asn import AsnMap
+    from .jurisdiction.legal import _shipped
+    from .jurisdiction.operators import OperatorMap
+
+    saved, TRUST = TRUST, False
+    try:
+        load_rules()
+        OperatorMap.default()
+        AsnMap.default()
+        _shipped.cache_clear() if hasattr(_shipped, "cache_clear") else None
+        _shipped()
+    finally:
+        TRUST = saved
+    root = rules_dir()
+    lines = [f"schemas {schemas_digest(root)}"]
+    lines += [f"{digest(p.read_bytes())}  {p.relative_to(root).as_posix()}" for p in shipped_files(root)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    path = rules_dir() / MANIFEST
+    path.write_text(expected_manifest(), encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

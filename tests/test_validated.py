@@ -1,0 +1,52 @@
+"""The list of shipped data files known to pass their schemas (privaudit.validated)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from privaudit import validated
+from privaudit.errors import RuleError
+from privaudit.resources import rules_dir
+
+
+def test_the_list_matches_the_shipped_files():
+    """Fails after shipped data or a schema changes: run ``python -m privaudit.validated``."""
+    current = (rules_dir() / validated.MANIFEST).read_text(encoding="utf-8")
+    assert current == validated.expected_manifest(), "run: python -m privaudit.validated"
+
+
+def test_listed_content_skips_the_schema_check_and_other_content_does_not(tmp_path):
+    shipped = next(p for p in validated.shipped_files() if p.parent.name == "operators")
+    assert validated.known_valid(shipped.read_bytes())
+    assert not validated.known_valid(shipped.read_bytes() + b"\n# edited\n")
+    saved = validated.TRUST
+    validated.TRUST = False
+    try:
+        assert not validated.known_valid(shipped.read_bytes())
+    finally:
+        validated.TRUST = saved
+
+
+def test_an_edited_rule_is_checked_against_the_schema_again(tmp_path):
+    from privaudit.detect.rules import load_rules
+
+    src = next(p for p in validated.shipped_files() if "detect" in p.parts)
+    bad = tmp_path / src.name
+    # a listed rule with one schema violation appended: no longer listed, so checked
+    bad.write_text(src.read_text(encoding="utf-8") + "\nnot_a_field: 1\n", encoding="utf-8")
+    with pytest.raises(RuleError, match="not_a_field"):
+        load_rules([tmp_path], builtin=False)
+    # the unchanged copy is listed and loads
+    shutil.copy(src, bad)
+    assert len(load_rules([tmp_path], builtin=False)) == 1
+
+
+def test_rules_validate_never_trusts_the_list(monkeypatch):
+    from privaudit.detect import ruletool
+
+    seen = []
+    monkeypatch.setattr(validated, "known_valid", lambda text: seen.append(validated.TRUST) or False)
+    assert ruletool.validate() == []
+    assert seen and not any(seen)

@@ -60,6 +60,8 @@ _DETECTOR = None
 
 def _init_worker(rules_dirs: list[str], canaries_path: str | None, show_values: bool) -> None:
     global _DETECTOR
+    if _DETECTOR is not None:  # forked from a process that had loaded it: nothing to load again
+        return
     from .detect import Detector, load_canaries, load_rules
 
     rules = load_rules([Path(d) for d in rules_dirs])
@@ -134,16 +136,26 @@ def run_batches(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=worker_args) as pool:
-        pending: deque = deque()
-        try:
-            for batch in _batches(items):
-                pending.append(pool.submit(analyze_batch, batch))
-                if len(pending) >= 2 * jobs:
+    global _DETECTOR
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if fork else "spawn")
+    # Forked workers inherit the detector already built here (rules compiled,
+    # canaries loaded) instead of building their own: start-up paid once.
+    inherited = _DETECTOR
+    if fork and detector is not None:
+        _DETECTOR = detector  # until the pool is gone: workers fork at the first submit
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=worker_args) as pool:
+            pending: deque = deque()
+            try:
+                for batch in _batches(items):
+                    pending.append(pool.submit(analyze_batch, batch))
+                    if len(pending) >= 2 * jobs:
+                        yield pending.popleft().result()
+                while pending:
                     yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for f in pending:
-                f.cancel()
+            finally:
+                for f in pending:
+                    f.cancel()
+    finally:
+        _DETECTOR = inherited

@@ -227,11 +227,16 @@ def _get(headers: list, name: bytes) -> bytes | None:
     return None
 
 
-def _message(m: dict) -> Message:
-    from mitmproxy.net import encoding
+def _headers(raw_headers: list) -> tuple:
+    try:  # almost always ASCII/UTF-8: one comprehension, no per-field calls
+        return tuple([(k.decode(), v.decode()) for k, v in raw_headers])
+    except (UnicodeDecodeError, AttributeError):
+        return tuple([(_text(k), _text(v)) for k, v in raw_headers])
 
+
+def _message(m: dict) -> Message:
     raw_headers = m["headers"]
-    headers = tuple((_text(k), _text(v)) for k, v in raw_headers)
+    headers = _headers(raw_headers)
     raw = m["content"]
     error = None
     if raw is None:
@@ -240,6 +245,8 @@ def _message(m: dict) -> Message:
         ce = _get(raw_headers, b"content-encoding")
         body = raw
         if ce:
+            from mitmproxy.net import encoding
+
             ce_s = ce.decode("utf-8", "surrogateescape")
             try:
                 body = encoding.decode(raw, ce_s)
@@ -273,14 +280,35 @@ def cert_info(pem: bytes) -> CertInfo | None:
 def _ip(addr: Any) -> str | None:
     if not addr:
         return None
+    return _ip_text(str(addr[0]))
+
+
+@lru_cache(maxsize=4096)
+def _ip_text(text: str) -> str | None:
     import ipaddress
 
-    host = str(addr[0]).strip("[]")
+    host = text.strip("[]")
     try:
         ipaddress.ip_address(host)
     except ValueError:
         return None
     return host
+
+
+@lru_cache(maxsize=4096)
+def _authority(host_header: str, scheme: str) -> tuple[str, int]:
+    """(host, port) from a Host header / :authority, as mitmproxy's ``pretty_host``/``pretty_url``."""
+    from mitmproxy.net.http import url
+
+    pretty_host, p_port = url.parse_authority(host_header, check=False)
+    return pretty_host, p_port or url.default_port(scheme) or 443
+
+
+@lru_cache(maxsize=4096)
+def _url_prefix(scheme: str, host: str, port: int) -> str:
+    from mitmproxy.net.http import url
+
+    return url.unparse(scheme, host, port, "")
 
 
 def http_exchange(state: dict, index: int, source: str) -> Exchange | None:
@@ -309,9 +337,11 @@ def http_exchange(state: dict, index: int, source: str) -> Exchange | None:
         if method.upper() == "CONNECT":  # authority-form request line
             return None
         if host_header:
-            pretty_host, p_port = url.parse_authority(host_header, check=False)
-            p_port = p_port or url.default_port(scheme) or 443
-            pretty_url = url.unparse(scheme, pretty_host, p_port, path)
+            pretty_host, p_port = _authority(host_header, scheme)
+            if path == "*":  # mitmproxy versions differ here: ask the one installed
+                pretty_url = url.unparse(scheme, pretty_host, p_port, path)
+            else:  # unparse(..., path) is unparse(..., "") + path in every version
+                pretty_url = _url_prefix(scheme, pretty_host, p_port) + path
         else:
             pretty_host = host
             pretty_url = url.unparse(scheme, host, port, path if path != "*" else "")

@@ -72,11 +72,11 @@ def _init_worker(rules_dirs: list[str], canaries_path: str | None, show_values: 
 def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
     """Decodes and scans items. Returns, per item, one of:
 
-    ("ok", source path, FlowFacts, finding dicts or None, detection error or None) |
+    ("ok", source path, FlowFacts, Encoded findings or None, detection error or None) |
     ("skip", path, message) for an unreadable HAR entry |
     ("damaged", path, message) for a damaged flow-file record (the batch stops there).
     """
-    from .audit import finding_dicts, flow_facts
+    from .audit import encode_findings, flow_facts
     from .source.flowfile import RecordError, record_to_exchange
     from .source.har import HarEntryError, entry_to_exchange
 
@@ -94,11 +94,11 @@ def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
         except RecordError as e:
             out.append(("damaged", path, str(e)))
             break
-        found: list[dict] | None = None
+        found = None
         err = None
         if ex.kind != "dns":
             try:
-                found = finding_dicts(ex, det.scan(ex))
+                found = encode_findings(ex, det.scan(ex))
             except Exception as e:  # one hostile flow must not end the audit
                 err = f"{type(e).__name__}: {e}"
         out.append(("ok", ex.source, flow_facts(ex), found, err))

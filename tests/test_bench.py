@@ -328,6 +328,25 @@ def test_quick_benchmark_prints_figures(tmp_path):
     assert re.search(r"\[500 flows\] analyze -j1 \+10 canaries: [\d.]+s", out)
     assert re.search(r"\[500 flows\] report html: [\d.]+s, [\d,]+ KiB", out)
     assert re.search(r"\[500 flows\] report pdf: [\d.]+s, [\d,]+ KiB", out)
+    assert re.search(r"analyze 500 flows, 1 core, \+10 canaries >= 3,000 flows/s: [\d,]+ flows/s -> (met|NOT met)", out)
+
+
+def test_target_lines_compare_figures_with_the_targets():
+    from privaudit.bench.run import targets
+
+    figs = {
+        10000: {"analyze -j1 +10 canaries": {"seconds": 2.5, "rss_mb": 100.0},
+                "analyze -j2 +10 canaries": {"seconds": 1.6, "rss_mb": 90.0}},
+        100000: {"analyze -j1 +10 canaries": {"seconds": 40.0, "rss_mb": 130.0},
+                 "report": {"seconds": 8.0, "kib": 2048.0}, "report_pdf": {"seconds": 75.0, "kib": 3000.0}},
+    }
+    text = "\n".join(targets(figs))
+    assert "analyze 10000 flows, 1 core, +10 canaries >= 3,000 flows/s: 4,000 flows/s -> met" in text
+    assert "analyze 100000 flows, 1 core, +10 canaries >= 3,000 flows/s: 2,500 flows/s -> NOT met" in text
+    assert "2 cores >= 1.7x of 1 core: 1.56x -> NOT met" in text
+    assert "peak RSS 100k / 10k (1 core, canaries) <= 1.2x: 1.30x -> NOT met" in text
+    assert "report HTML of 100k flows <= 10 s and <= 5 MB: 8.0 s, 2.0 MiB -> met" in text
+    assert "report PDF of 100k flows <= 60 s: 75.0 s -> NOT met" in text
 
 
 def test_benchmark_rejects_bad_sizes():

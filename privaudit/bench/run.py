@@ -14,8 +14,9 @@ count, as they do for a user):
 - ``privaudit report doc.json`` as HTML and PDF: wall time, peak RSS, size.
 
 A one-flow ``analyze`` is timed first so the figures can be read with and
-without start-up cost. It prints figures; it does not judge them. ``--quick`` runs one small size
-(500 flows) so CI can check the command works.
+without start-up cost. After the figures it lists the performance targets
+next to what was measured (met / not met), for the sizes that were run.
+``--quick`` runs one small size (500 flows) so CI can check the command works.
 """
 
 from __future__ import annotations
@@ -186,6 +187,47 @@ def bench_size(n: int, work: Path, seed: int = 7, out=print, startup: float | No
     return figures
 
 
+def targets(results: dict[int, dict]) -> list[str]:
+    """The performance issue's targets beside the figures measured for them."""
+    out = ["targets (this machine):"]
+
+    def line(what: str, figure: str, ok: bool | None) -> None:
+        verdict = "n/a" if ok is None else ("met" if ok else "NOT met")
+        out.append(f"  {what}: {figure} -> {verdict}")
+
+    for n, f in sorted(results.items()):
+        one = f.get("analyze -j1 +10 canaries")
+        if one:
+            rate = n / one["seconds"]
+            line(f"analyze {n} flows, 1 core, +10 canaries >= 3,000 flows/s", f"{rate:,.0f} flows/s", rate >= 3000)
+        many = next((v for k, v in f.items() if k.startswith("analyze -j") and k != "analyze -j1 +10 canaries"
+                     and k.endswith("+10 canaries") and v), None)
+        if one and many:
+            ratio = one["seconds"] / many["seconds"]
+            line(f"analyze {n} flows, 2 cores >= 1.7x of 1 core", f"{ratio:.2f}x", ratio >= 1.7)
+        rss = max((v["rss_mb"] for k, v in f.items() if k.startswith("analyze") and isinstance(v, dict) and "rss_mb" in v), default=None)
+        if rss is not None:
+            line(f"analyze {n} flows, peak RSS <= 300 MB", f"{rss:.0f} MB", rss <= 300)
+    if 10000 in results and 100000 in results:
+        a = results[10000].get("analyze -j1 +10 canaries")
+        b = results[100000].get("analyze -j1 +10 canaries")
+        if a and b:
+            r = b["rss_mb"] / a["rss_mb"]
+            line("peak RSS 100k / 10k (1 core, canaries) <= 1.2x", f"{r:.2f}x", r <= 1.2)
+    big = results.get(100000)
+    if big:
+        h = big.get("report")
+        if h:
+            line("report HTML of 100k flows <= 10 s and <= 5 MB", f"{h['seconds']:.1f} s, {h['kib'] / 1024:.1f} MiB",
+                 h["seconds"] <= 10 and h["kib"] <= 5 * 1000 * 1000 / 1024)
+        p = big.get("report_pdf")
+        if p:
+            line("report PDF of 100k flows <= 60 s", f"{p['seconds']:.1f} s", p["seconds"] <= 60)
+    if len(out) == 1:
+        out.append("  (run --sizes 10000,100000 for the sizes the targets name)")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m privaudit.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="10000,100000", help="comma-separated flow counts (default 10000,100000)")
@@ -208,11 +250,15 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tempfile.mkdtemp(prefix="privaudit-bench-"))
     failed = False
     say = lambda s: print(s, flush=True)  # noqa: E731
+    results: dict[int, dict] = {}
     try:
         startup = startup_seconds(work, args.seed, say)
         for n in sizes:
             figs = bench_size(n, work, args.seed, out=say, startup=startup, pdf=not args.no_pdf)
+            results[n] = figs
             failed |= figs.get("analyze") is None or "report" not in figs
+        for line in targets(results):
+            say(line)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

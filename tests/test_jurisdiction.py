@@ -7,15 +7,17 @@ traffic anywhere.
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
-from privaudit.jurisdiction import Locator, registrable_domain
+from privaudit.jurisdiction import Locator, psl, registrable_domain
 from privaudit.jurisdiction import operators as operators_mod
 from privaudit.jurisdiction.addresses import non_public_reason, parse_ip, registry_country
 from privaudit.jurisdiction.demo_addresses import DEMO_ADDRESSES
 from privaudit.jurisdiction.hints import region_hints, tld_country
 from privaudit.model import CertInfo, EndpointInfo
+from privaudit.source import read_exchanges
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,7 @@ def test_registrable_domain(host, expected):
 
 
 def test_public_suffix_list_is_offline(monkeypatch, tmp_path):
-    """tldextract must use its bundled snapshot: no socket, no cache writes."""
+    """The shipped list is read from disk: no socket, no cache writes."""
 
     def no_network(*args, **kwargs):
         raise AssertionError("network access attempted")
@@ -119,16 +121,52 @@ def test_public_suffix_list_is_offline(monkeypatch, tmp_path):
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    operators_mod._extractor.cache_clear()
+    psl._trie.cache_clear()
     registrable_domain.cache_clear()
     try:
         assert registrable_domain("x.example.com.cn") == "example.com.cn"
         assert Locator().describe("api.deepseek.com", ["127.0.0.1"]).operator is not None
     finally:
-        operators_mod._extractor.cache_clear()
         registrable_domain.cache_clear()
     assert not (tmp_path / "cache").exists()
     assert not (tmp_path / "home").exists()
+
+
+def _hosts_to_compare() -> list[str]:
+    """Every operator-map domain with sub-domains, every host in the test
+    captures, and the list's own tricky corners (wildcards, exceptions,
+    punycode, private suffixes, odd dots)."""
+    hosts = set()
+    for e in operators_mod.OperatorMap.default().entries():
+        hosts |= {e.domain, "a." + e.domain, "x.y." + e.domain}
+    for p in (Path(__file__).parent / "data").rglob("*.mitm"):
+        try:
+            hosts |= {ex.host for ex in read_exchanges([p])}
+        except Exception:
+            pass
+    hosts |= {
+        "foo.ck", "www.ck", "a.www.ck", "ck", "a.b.kawasaki.jp", "city.kawasaki.jp", "x.city.kawasaki.jp",
+        "xn--fiqs8s", "a.xn--fiqs8s", "b.a.xn--fiqs8s", "shop.xn--55qx5d.cn", "xn--bcher-kva.example",
+        "a.公司.cn", "b.a.公司.cn", "a..com", ".com", "a.b.c", "foo.bar.baz.unknowntld", "1.2.3.4", "::1",
+        "my.workers.dev", "x.appspot.com", "a.blogspot.co.uk", "s3.amazonaws.com", "x.github.io",
+        "x.co.jp", "x.pvt.k12.ma.us", "a.b.ide.kyoto.jp", "sub.example.co.uk", "EXAMPLE.COM", "xn--.com",
+        "a.xn--zz.com", "a。b。com", "a．b．co．kr",
+    }
+    return sorted(hosts)
+
+
+def test_registrable_domain_agrees_with_tldextract():
+    tldextract = pytest.importorskip("tldextract")
+    ext = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+    snapshot = Path(tldextract.__file__).parent / ".tld_set_snapshot"
+    shipped = Path(psl.rules_dir()) / "psl" / "public_suffix_list.dat"
+    if snapshot.read_bytes() != shipped.read_bytes():
+        pytest.skip("this tldextract ships another version of the list")
+    hosts = _hosts_to_compare()
+    assert len(hosts) > 500
+    differ = [(h, registrable_domain(h), ext(h.lower()).top_domain_under_public_suffix or None) for h in hosts]
+    differ = [d for d in differ if d[1] != d[2]]
+    assert not differ
 
 
 # -- operator look-ups -------------------------------------------------------------

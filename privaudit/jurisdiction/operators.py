@@ -6,8 +6,8 @@ headquarters), its parent company and the parent's country where there is one,
 a category, and a public ``source`` that names the domain's owner.
 
 Look-ups go by the longest listed suffix of the host, down to its registrable
-domain as the Public Suffix List defines it (``tldextract``'s bundled snapshot,
-never fetched): ``gator.volces.com`` -> ``volces.com``; an entry may also name
+domain as the Public Suffix List defines it (the copy in ``rules/psl/``,
+never fetched; see :mod:`privaudit.jurisdiction.psl`): ``gator.volces.com`` -> ``volces.com``; an entry may also name
 a sub-domain (``bugly.qq.com``) that is more specific than its parent's.
 """
 
@@ -20,12 +20,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import tldextract
-
 from privaudit import resources
 from privaudit.errors import RuleError
 from privaudit.jurisdiction._yaml import load_yaml, validate
 from privaudit.jurisdiction.countries import is_country
+from privaudit.jurisdiction.psl import registrable_domain
 from privaudit.model import Operator
 
 SCHEMA_FILE = "operators.schema.json"
@@ -43,29 +42,6 @@ class OperatorEntry:
     """Other names of the operator, e.g. as written in certificate subjects."""
     origin: str = ""
     """``file:line`` the entry came from."""
-
-
-@functools.lru_cache(maxsize=1)
-def _extractor() -> tldextract.TLDExtract:
-    # No URLs and no cache: tldextract then uses the Public Suffix List snapshot
-    # bundled in its wheel and never touches the network or the disk.
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
-
-
-@functools.lru_cache(maxsize=4096)
-def registrable_domain(host: str) -> str | None:
-    """The registrable domain ("eTLD+1") of ``host``, or None for IP literals,
-    single labels and bare public suffixes.
-
-    PSL private-section suffixes (``cloudfront.net``, ``workers.dev``) are not
-    treated as suffixes: the company that owns ``cloudfront.net`` is what
-    jurisdiction cares about, not the customer's sub-domain.
-    """
-    host = host.strip().rstrip(".").lower()
-    if not host:
-        return None
-    result = _extractor()(host)
-    return result.top_domain_under_public_suffix or None
 
 
 @functools.lru_cache(maxsize=1)

@@ -188,6 +188,16 @@ class FindingSpool:
         return self
 
 
+def with_findings_list(doc: dict) -> dict:
+    """``doc`` with its findings as a plain list (read back from a spilled
+    :class:`FindingSpool`), for consumers that need them all at once: the
+    report's view model groups findings by host, phase and category."""
+    f = doc.get("findings")
+    if f is None or isinstance(f, list):
+        return doc
+    return {**doc, "findings": list(f)}
+
+
 def dump_document(doc: dict, fp) -> None:
     """Writes the findings document as indented UTF-8 JSON, streaming the findings.
 

@@ -216,6 +216,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             doc["auditor"] = {**(doc.get("auditor") or {}), **given}
     else:
         doc = _analyze(args)
+    from .audit import with_findings_list
+
+    doc = with_findings_list(doc)
     render_report(doc, fmt, args.lang, Path(args.output), show_values=args.show_values)
     print(_summary(doc), file=sys.stderr)
     print(f"privaudit: report written to {args.output}", file=sys.stderr)
@@ -302,6 +305,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
         )
         with atomic_text_writer(out / "findings.json") as f:
             dump_document(doc, f)
+    from .audit import with_findings_list
+
+    doc = with_findings_list(doc)
     render_report(doc, "html", args.lang, out / "report.html")
     print(_summary(doc), file=sys.stderr)
     if not args.quiet:

@@ -153,3 +153,21 @@ def test_rules_validate_reports_a_broken_rule_with_file_and_line(tmp_path, capsy
     assert cli.main(["rules", "validate", str(d)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err
+
+
+@pytest.mark.parametrize("fmt", ["json", "md", "html"])
+def test_report_from_a_capture_whose_findings_spilled_to_disk_has_them_all(tmp_path, monkeypatch, fmt):
+    """A large capture's findings live in a FindingSpool, not a list; every
+    report format must still see all of them (it once crashed or showed none)."""
+    from privaudit import audit
+
+    evalset = Path(__file__).parent / "data" / "evalset" / "evalset.mitm"
+    expected = len(audit.analyze([evalset], jobs=1)["findings"])
+    monkeypatch.setattr(audit.FindingSpool.__init__, "__defaults__", (10,))
+    out = tmp_path / f"r.{fmt}"
+    assert cli.main(["report", str(evalset), "-j", "1", "-o", str(out)]) == 0
+    text = out.read_text("utf-8")
+    if fmt == "json":
+        assert len(json.loads(text)["findings"]) == expected
+    else:
+        assert str(expected) in text

@@ -118,6 +118,7 @@ def run_demo(out_dir: Path) -> DemoResult:
     """Capture the imitation app, analyse the capture, render the report."""
     from privaudit.audit import analyze
     from privaudit.jurisdiction.demo_addresses import DEMO_ADDRESSES
+    from privaudit.audit import with_findings_list
     from privaudit.report import render_report
 
     from privaudit.demo.identity import write_canaries
@@ -126,7 +127,7 @@ def run_demo(out_dir: Path) -> DemoResult:
     canaries = write_canaries(out_dir / "canaries.yaml")
     flows, calls = capture_demo(out_dir)
     # the audit directory, not just the flow file: its meta.json carries the phases
-    doc = analyze([out_dir], canaries_path=canaries, demo_addresses=DEMO_ADDRESSES)
+    doc = with_findings_list(analyze([out_dir], canaries_path=canaries, demo_addresses=DEMO_ADDRESSES))
     findings = out_dir / "findings.json"
     write_private_json(findings, doc)
     report = out_dir / "report.html"

@@ -6,7 +6,8 @@ ASN maps, legal notes) and used to check each against its JSON Schema with
 what the tests proved when the files were committed. ``rules/validated.sha256``
 lists the SHA-256 of every shipped data file that passed, under the digest of
 the schemas it passed; a file whose content is listed (and whose schemas are
-unchanged) skips the schema check. Everything else is checked as before — a
+unchanged) skips the schema check (and, for rules, the exponential-backtracking
+check of :mod:`privaudit.detect.redos`, which the test of this list reruns). Everything else is checked as before — a
 user's own files, and a shipped file edited in place (it no longer matches).
 The other checks (ids equal file names, regexes compile, duplicate keys) run
 every time. ``privaudit rules validate`` never trusts the list.

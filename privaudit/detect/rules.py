@@ -36,6 +36,8 @@ from privaudit.errors import RuleError, yaml_location
 from privaudit.resources import rules_dir
 
 from .. import validated
+from . import redos
+from .redos import backtracking_risk
 from .decode import MEMO_LIMIT, Field
 from .validators import VALIDATORS, Validator
 
@@ -458,15 +460,20 @@ def _with_example(errors: list[str]) -> list[str]:
     return errors[:-1] + [errors[-1] + example]
 
 
-def _compile(path: Path, root, data: dict, name: str, errors: list[str]) -> re.Pattern | None:
+def _compile(path: Path, root, data: dict, name: str, errors: list[str], trusted: bool = False) -> re.Pattern | None:
     src = data.get(name)
     if src is None:
         return None
     try:
-        return re.compile(src)
+        rx = re.compile(src)
     except re.error as e:
         errors.append(_err(path, _node_line(root, [name]), f"'{name}' is not a valid regular expression: {e}"))
         return None
+    why = None if trusted else backtracking_risk(src)
+    if why:
+        errors.append(_err(path, _node_line(root, [name]), f"'{name}' can take exponential time on hostile input ({why}): {redos.ADVICE}"))
+        return None
+    return rx
 
 
 def _check_one(path: Path) -> tuple[Rule | None, list[str]]:
@@ -488,7 +495,9 @@ def _check_one_plain(path: Path) -> tuple[Rule | None, list[str]]:
     if not isinstance(data, dict):
         return None, [_err(path, 1, "a rule file must hold one mapping (a YAML object)")]
     root = _LazyRoot(text)
-    schema_errors = () if validated.known_valid(text) else _schema_validator().iter_errors(data)
+    # a listed file passed every check below when it was listed (privaudit.validated)
+    trusted = validated.known_valid(text)
+    schema_errors = () if trusted else _schema_validator().iter_errors(data)
     for e in sorted(schema_errors, key=lambda e: list(map(str, e.absolute_path))):
         where = "/".join(map(str, e.absolute_path)) or "(top level)"
         msg = e.message
@@ -505,7 +514,7 @@ def _check_one_plain(path: Path) -> tuple[Rule | None, list[str]]:
             _err(path, _node_line(root, ["validator"]), f"unknown validator '{vname}' (known: {', '.join(sorted(VALIDATORS))})")
         )
     regexes = {
-        n: _compile(path, root, data, n, errors)
+        n: _compile(path, root, data, n, errors, trusted)
         for n in ("pattern", "key", "value", "path", "unless_path", "endpoint", "unless_endpoint", "sibling", "unless_sibling", "location", "context")
     }
     record_keys = []
@@ -514,6 +523,11 @@ def _check_one_plain(path: Path) -> tuple[Rule | None, list[str]]:
             record_keys.append(re.compile(rk))
         except re.error as e:
             errors.append(_err(path, _node_line(root, ["record_keys", i]), f"record_keys[{i}] is not a valid regex: {e}"))
+            continue
+        why = None if trusted else backtracking_risk(rk)
+        if why:
+            errors.append(_err(path, _node_line(root, ["record_keys", i]),
+                               f"record_keys[{i}] can take exponential time on hostile input ({why}): {redos.ADVICE}"))
     shape = data.get("shape", "scalar")
     if shape == "records" and not record_keys:
         errors.append(_err(path, _node_line(root, ["shape"]), "shape 'records' needs 'record_keys'"))

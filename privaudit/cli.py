@@ -123,10 +123,9 @@ def _is_findings_document(path: Path) -> bool:
 
 
 def _load_findings_document(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise InputError(f"{path}: not a readable findings document: {e}") from e
+    from .audit import load_document
+
+    doc = load_document(path)
     if not isinstance(doc, dict) or doc.get("schema_version") != 1 or "findings" not in doc:
         raise InputError(f"{path}: not a privaudit findings document of schema_version 1")
     return doc

@@ -117,3 +117,45 @@ def test_tls_versions_are_counted_per_endpoint_and_overall():
     doc = audit.analyze([CORPUS / "flows" / "diff_data.mitm"], jobs=1)
     assert doc["coverage"]["tls_versions"] == {"TLSv1.3": 7}
     assert all(e["tls_versions"] == ["TLSv1.3"] for e in doc["endpoints"])
+
+
+def test_a_dumped_document_reads_back_with_its_findings_left_on_disk(tmp_path):
+    doc = audit.analyze([EVALSET], canaries_path=CANARIES, jobs=1)
+    path = tmp_path / "findings.json"
+    with open(path, "w", encoding="utf-8") as f:
+        audit.dump_document(doc, f)
+    back = audit.load_document(path)
+    assert isinstance(back["findings"], audit.FindingsFile)
+    assert len(back["findings"]) == len(doc["findings"]) > 1000  # more than one parse batch
+    assert list(back["findings"]) == list(doc["findings"])
+    assert list(back["findings"]) == list(doc["findings"])  # re-iterable
+    rest = {k: v for k, v in back.items() if k != "findings"}
+    assert rest == {k: v for k, v in json.loads(path.read_text("utf-8")).items() if k != "findings"}
+
+
+@pytest.mark.parametrize(
+    "findings_text",
+    [
+        '  "findings": [\n    {"a": 1}, {"b": 2},\n    {"c": 3}\n  ],\n',  # two on one line: read whole
+        '  "findings": [\n    {"a": 1},\n    "not an object"\n  ],\n',  # layout check fails: read whole
+        '  "findings": [],\n',
+    ],
+)
+def test_other_layouts_of_the_findings_list_read_whole(tmp_path, findings_text):
+    path = tmp_path / "f.json"
+    text = '{\n  "schema_version": 1,\n' + findings_text + '  "endpoints": []\n}\n'
+    path.write_text(text, encoding="utf-8")
+    expected = json.loads(text)["findings"]
+    back = audit.load_document(path)
+    if all(isinstance(d, dict) for d in expected):
+        assert list(back["findings"]) == expected
+    else:
+        assert back["findings"] == expected  # plain json: the caller validates
+
+
+def test_a_broken_findings_document_is_an_input_error(tmp_path):
+    path = tmp_path / "f.json"
+    path.write_text('{\n  "schema_version": 1,\n  "findings": [\n    {"a": 1},\n    {"b": \n  ]\n}\n', encoding="utf-8")
+    with pytest.raises(InputError):
+        doc = audit.load_document(path)
+        list(doc["findings"])

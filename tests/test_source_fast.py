@@ -89,3 +89,29 @@ def test_unusual_keys_and_header_shapes_read_like_a_full_parse():
 def test_negative_lengths_are_value_errors_not_loops(raw):
     with pytest.raises(ValueError):
         flow_state(raw)
+
+
+def _nested_lists(depth: int) -> bytes:
+    inner = b"0:]"
+    for _ in range(depth):
+        inner = str(len(inner)).encode() + b":" + inner + b"]"
+    return inner
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"4:1:a,]1:x,4:type;4:http;",  # a list as a dict key
+        b"9:websocket;" + _nested_lists(5000) + b"4:type;4:http;",  # nesting past the interpreter's stack
+    ],
+)
+def test_hostile_records_are_value_errors_or_damaged_records_never_crashes(body):
+    from privaudit.source.flowfile import RecordError, record_to_exchange
+
+    raw = str(len(body)).encode() + b":" + body + b"}"
+    with pytest.raises(ValueError):
+        flow_state(raw)
+    with pytest.raises(ValueError):
+        tnet_loads(raw)
+    with pytest.raises(RecordError):
+        record_to_exchange(raw, 0, "x")

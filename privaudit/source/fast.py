@@ -29,7 +29,10 @@ _COLON = ord(":")
 
 def tnet_loads(buf: bytes) -> Any:
     """Parses one tnetstring (the whole of ``buf``); ValueError if malformed."""
-    value, end = _parse(buf, 0, len(buf))
+    try:
+        value, end = _parse(buf, 0, len(buf))
+    except (TypeError, RecursionError) as e:
+        raise ValueError(f"not a tnetstring: {type(e).__name__}: {e}") from None
     if end != len(buf):
         raise ValueError("not a tnetstring: trailing data")
     return value
@@ -74,7 +77,10 @@ def flow_state(buf: bytes) -> dict:
     stop = start + n
     if n < 0 or stop != len(buf) - 1 or buf[stop] != 125:
         raise ValueError("not a tnetstring dict")
-    return _pick(buf, start, stop, _SPEC)
+    try:
+        return _pick(buf, start, stop, _SPEC)
+    except (TypeError, RecursionError) as e:  # an unhashable key, nesting past the stack: hostile data
+        raise ValueError(f"not a flow record: {type(e).__name__}: {e}") from None
 
 
 #: A dict key as mitmproxy writes them (a short ASCII string) and the length

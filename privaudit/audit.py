@@ -546,10 +546,13 @@ def _analysis_environment() -> dict[str, str]:
 
     from mitmproxy import version as mversion
 
+    from .source.fast import READER
+
     return {
         "privaudit": __version__,
         "python": platform.python_version(),
         "mitmproxy (analysis)": mversion.VERSION,
+        "flow record reader": READER,
         "platform": platform.platform(terse=True),
     }
 

@@ -65,3 +65,14 @@ def test_installed_console_script_runs(installed, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(installed))
     r = subprocess.run([str(script), "--version"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0 and "privaudit" in r.stdout
+
+
+def test_wheel_carries_the_compiled_reader_where_it_was_built(installed, tmp_path):
+    from privaudit.source import fast
+
+    if fast.READER != "C":
+        pytest.skip("no C reader built in this environment (no compiler at install?)")
+    r = _run(installed, tmp_path, "-c", "import privaudit.source.fast as f; print(f.READER, f._C.__file__)")
+    assert r.returncode == 0, r.stderr
+    reader, path = r.stdout.split()
+    assert reader == "C" and path.startswith(str(installed))

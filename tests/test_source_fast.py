@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import random
 from pathlib import Path
 
 import pytest
 from mitmproxy.io import tnetstring
 
 from privaudit.source.convert import flow_to_exchange
-from privaudit.source.fast import _HEADERS, _SPEC, flow_state, http_exchange, tnet_loads
+from privaudit.source import fast
+from privaudit.source.fast import _HEADERS, _SPEC, flow_state, flow_state_py, http_exchange, tnet_loads, tnet_loads_py
 from privaudit.source.flowfile import decode_record, iter_records
 
 DATA = Path(__file__).parent / "data"
@@ -38,7 +41,9 @@ def _project(state, spec):
 def test_fast_road_equals_mitmproxys(path, i, raw):
     full = tnetstring.loads(raw)
     assert tnet_loads(raw) == full
+    assert tnet_loads_py(raw) == full
     assert flow_state(raw) == _project(full, _SPEC)
+    assert flow_state_py(raw) == _project(full, _SPEC)
     fast = http_exchange(flow_state(raw), i, str(path))
     slow = flow_to_exchange(decode_record(raw), i, source=str(path))
     if fast is not None:  # None: not a current-version HTTP flow, mitmproxy's road is taken
@@ -58,12 +63,16 @@ def test_fast_road_is_taken_for_current_http_flows():
 def test_malformed_tnetstrings_are_value_errors(raw):
     with pytest.raises(ValueError):
         tnet_loads(raw)
+    with pytest.raises(ValueError):
+        tnet_loads_py(raw)
 
 
 @pytest.mark.parametrize("raw", [b"5:hello", b"10:1:a,2:bc,}", b"8:1:a,9:b,}", b"1:a,"])
 def test_malformed_flow_records_are_value_errors(raw):
     with pytest.raises(ValueError):
         flow_state(raw)
+    with pytest.raises(ValueError):
+        flow_state_py(raw)
 
 
 def test_unusual_keys_and_header_shapes_read_like_a_full_parse():
@@ -109,9 +118,68 @@ def test_hostile_records_are_value_errors_or_damaged_records_never_crashes(body)
     from privaudit.source.flowfile import RecordError, record_to_exchange
 
     raw = str(len(body)).encode() + b":" + body + b"}"
-    with pytest.raises(ValueError):
-        flow_state(raw)
-    with pytest.raises(ValueError):
-        tnet_loads(raw)
+    for parse in (flow_state, flow_state_py, tnet_loads, tnet_loads_py):
+        with pytest.raises(ValueError):
+            parse(raw)
     with pytest.raises(RecordError):
         record_to_exchange(raw, 0, "x")
+
+
+def test_the_c_reader_is_built_in_ci():
+    """CI installs privaudit the way users do; the compiled reader must be there
+    (elsewhere a missing compiler only makes reading slower)."""
+    if os.environ.get("CI") != "true" and fast.READER != "C":
+        pytest.skip("the C reader is not built here (no compiler at install?)")
+    assert fast.READER == "C"
+
+
+def _mutations(raw: bytes, rng: random.Random, n: int):
+    """Damaged variants of a record: flipped bytes, changed length digits,
+    cut tails, spliced pieces, swapped type tags."""
+    for _ in range(n):
+        b = bytearray(raw)
+        kind = rng.randrange(5)
+        if kind == 0:
+            for _ in range(rng.randint(1, 4)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+        elif kind == 1:
+            digits = [i for i, c in enumerate(b) if 48 <= c <= 57]
+            for i in rng.sample(digits, min(3, len(digits))):
+                b[i] = rng.choice(b"0123456789")
+        elif kind == 2:
+            del b[rng.randrange(1, len(b)):]
+        elif kind == 3:
+            i, j = sorted(rng.sample(range(len(b)), 2))
+            b[i:i] = b[i:j]
+        else:
+            tags = [i for i, c in enumerate(b) if c in b",;#^~!]}"]
+            for i in rng.sample(tags, min(2, len(tags))):
+                b[i] = rng.choice(b",;#^~!]}")
+        yield bytes(b)
+
+
+@pytest.mark.skipif(fast.READER != "C", reason="the C reader is not built here")
+def test_c_and_python_readers_agree_on_damaged_records():
+    """Hostile input: thousands of damaged records. Both parsers must return
+    the same value or both refuse (ValueError); the C one must never crash.
+    The C parser reads length prefixes strictly (digits only), where Python's
+    int() also takes "+5" or " 5": there it may refuse what Python reads."""
+    rng = random.Random(7)
+    raws = [raw for _, raw in iter_records(DATA / "evalset" / "evalset.mitm")][:40]
+    strict_only = 0
+    for raw in raws:
+        for bad in _mutations(raw, rng, 150):
+            for c_fn, py_fn in ((fast._C.loads, tnet_loads_py), (lambda r: fast._C.pick(r, _SPEC), flow_state_py)):
+                try:
+                    want = py_fn(bad)
+                except ValueError:
+                    want = ValueError
+                try:
+                    got = c_fn(bad)
+                except ValueError:
+                    got = ValueError
+                if got is ValueError and want is not ValueError:
+                    strict_only += 1
+                    continue
+                assert got == want
+    assert strict_only < 0.01 * len(raws) * 150 * 2

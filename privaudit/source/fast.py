@@ -22,6 +22,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from mitmproxy.net.http import url
+from mitmproxy.version import FLOW_FORMAT_VERSION
+
 from ..model import CertInfo, Exchange, Message, WsMessage
 from .convert import _text
 
@@ -261,10 +264,26 @@ def _parse(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
 
 
 def _get(headers: list, name: bytes) -> bytes | None:
+    """The first header called ``name`` (lower case), case-insensitively."""
+    n = len(name)
     for k, v in headers:
-        if k.lower() == name:
+        if len(k) == n and k.lower() == name:
             return v
     return None
+
+
+def _content_headers(headers: list) -> tuple[bytes | None, bytes | None]:
+    """(Content-Encoding, Content-Type): the first of each, in one pass."""
+    ce = ct = None
+    for k, v in headers:
+        n = len(k)
+        if n == 12:
+            if ct is None and k.lower() == b"content-type":
+                ct = v
+        elif n == 16:
+            if ce is None and k.lower() == b"content-encoding":
+                ce = v
+    return ce, ct
 
 
 def _headers(raw_headers: list) -> tuple:
@@ -279,10 +298,10 @@ def _message(m: dict) -> Message:
     headers = _headers(raw_headers)
     raw = m["content"]
     error = None
+    ce, ct = _content_headers(raw_headers)
     if raw is None:
         body = b""
     else:
-        ce = _get(raw_headers, b"content-encoding")
         body = raw
         if ce:
             from mitmproxy.net import encoding
@@ -295,7 +314,6 @@ def _message(m: dict) -> Message:
             except ValueError as e:
                 body = raw
                 error = f"cannot remove Content-Encoding {ce_s!r}: {e}"
-    ct = _get(raw_headers, b"content-type")
     return Message(
         headers=headers,
         body=body,
@@ -338,24 +356,17 @@ def _ip_text(text: str) -> str | None:
 @lru_cache(maxsize=4096)
 def _authority(host_header: str, scheme: str) -> tuple[str, int]:
     """(host, port) from a Host header / :authority, as mitmproxy's ``pretty_host``/``pretty_url``."""
-    from mitmproxy.net.http import url
-
     pretty_host, p_port = url.parse_authority(host_header, check=False)
     return pretty_host, p_port or url.default_port(scheme) or 443
 
 
 @lru_cache(maxsize=4096)
 def _url_prefix(scheme: str, host: str, port: int) -> str:
-    from mitmproxy.net.http import url
-
     return url.unparse(scheme, host, port, "")
 
 
 def http_exchange(state: dict, index: int, source: str) -> Exchange | None:
     """An Exchange from a current-version HTTP flow state, or None to take mitmproxy's road."""
-    from mitmproxy.net.http import url
-    from mitmproxy.version import FLOW_FORMAT_VERSION
-
     if state.get("type") != "http" or state.get("version") != FLOW_FORMAT_VERSION:
         return None
     try:

@@ -17,19 +17,22 @@ demo: $(VENV)/.installed
 system-deps:
 	bash scripts/system-deps.sh
 
-$(VENV)/.installed: pyproject.toml
+# hatch_build.py compiles privaudit/source/_tnet.c at install: a change to either reinstalls
+BUILD_INPUTS := pyproject.toml hatch_build.py privaudit/source/_tnet.c
+
+$(VENV)/.installed: $(BUILD_INPUTS)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q ".[pdf]"
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml
+$(VENV)/.installed-dev: $(BUILD_INPUTS)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e ".[test,pdf]"
 	touch $@ $(VENV)/.installed
 
-$(VENV312)/.installed-dev: pyproject.toml
+$(VENV312)/.installed-dev: $(BUILD_INPUTS)
 	$(PY312) -m venv $(VENV312)
 	$(VENV312)/bin/python -m pip install -q --upgrade pip
 	$(VENV312)/bin/python -m pip install -q -e ".[test,pdf]"

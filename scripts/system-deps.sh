@@ -6,9 +6,11 @@
 #   fonts-noto-cjk     Korean and Chinese glyphs in PDF reports
 #   dnsmasq-base       a real DNS server on loopback for the DNS-evidence tests
 #   wrk                the HTTP load generator of the live-overhead benchmark
+#   gcc                compiles the optional C reader of flow records at install
+#                      (the Python headers come with the interpreter)
 # Needs root (or sudo). Does nothing for packages already installed.
 set -euo pipefail
-PKGS=(chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk dnsmasq-base wrk)
+PKGS=(chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk dnsmasq-base wrk gcc)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -332,6 +332,20 @@ def test_custody_hashes_the_canonical_document(doc):
     assert ("mitmproxy", "11.0.2") in c.doc_environment
 
 
+@pytest.mark.parametrize("extra", [
+    {},
+    {"findings": []},
+    {"findings": [{"evidence": f"é…{i}\u2028\"", "n": i, "x": None} for i in range(4321)], "tuple": (1, "ü")},
+    {"warnings": ["a"], "nested": {"b": [1, {"z": 2, "a": [3.5, True]}]}},
+], ids=["plain", "empty-list", "long-list", "nested"])
+def test_the_document_hash_is_that_of_its_canonical_json_in_one_piece(doc, extra):
+    import hashlib
+
+    d = {**doc, **extra}
+    # Hashed piece by piece (a 100k-flow document's canonical JSON is hundreds of MB), same bytes.
+    assert custody.document_sha256(d) == hashlib.sha256(custody.canonical_json(d)).hexdigest()
+
+
 def test_the_flowmap_is_bounded():
     hosts = [f"h{i:02d}.example" for i in range(MAX_NODES + 6)]
     doc = {"schema_version": 1,
@@ -367,3 +381,78 @@ def test_endpoint_detail_cards_are_bounded_and_the_rest_counted():
     html = render_bytes(doc, "html", "en").decode()
     assert html.count('<section class="endpoint"') == MAX_ENDPOINT_CARDS
     assert f"{extra} further endpoint(s) are not shown in detail" in html
+
+
+def _many_endpoints_doc(n_hosts: int, findings_per_host: int) -> dict:
+    """One third-party recipient with ``n_hosts`` per-install subdomains, as
+    a tracker SDK makes them in a long capture."""
+    hosts = [f"i{i:04d}.inapps.tracker.example" for i in range(n_hosts)]
+    return {"schema_version": 1,
+            "findings": [_finding(h, "device_id", flow=i * findings_per_host + k)
+                         for i, h in enumerate(hosts) for k in range(findings_per_host)],
+            "endpoints": [{"host": h, "jurisdictions": ["US"], "party": "third",
+                           "operator": {"name": "Tracker, Inc.", "country": "US"}} for h in hosts]}
+
+
+def test_the_pdf_is_bounded_tighter_and_says_what_it_left_out():
+    from privaudit.report import _render_template
+    from privaudit.report.viewmodel import (
+        APPENDIX_FINDINGS_PER_ENDPOINT, APPENDIX_FINDINGS_TOTAL, MAX_ENDPOINT_CARDS, PDF_APPENDIX_FINDINGS_PER_ENDPOINT,
+        PDF_APPENDIX_FINDINGS_TOTAL, PDF_HOSTS_PER_RECIPIENT, PDF_MAX_ENDPOINT_CARDS)
+
+    n_hosts, per_host = PDF_MAX_ENDPOINT_CARDS + 30, PDF_APPENDIX_FINDINGS_PER_ENDPOINT + 5
+    doc = _many_endpoints_doc(n_hosts, per_host)
+    total = n_hosts * per_host
+    html, pdf = build_view(doc, "en", fmt="html"), build_view(doc, "en", fmt="pdf")
+
+    # The HTML keeps its own bounds: every host named, every endpoint with findings in the appendix.
+    assert len(html.endpoint_cards) == min(n_hosts, MAX_ENDPOINT_CARDS)
+    (tracker,) = html.recipients
+    assert len(tracker.hosts) == n_hosts and tracker.hosts_omitted == 0
+    assert len(html.appendix_endpoints) == n_hosts and html.appendix_endpoints_omitted == 0
+    assert (html.appendix_limit, html.appendix_total) == (APPENDIX_FINDINGS_PER_ENDPOINT, APPENDIX_FINDINGS_TOTAL)
+
+    # The PDF: fewer cards, a few hosts per recipient, a shorter appendix; everything counted.
+    assert len(pdf.endpoint_cards) == PDF_MAX_ENDPOINT_CARDS and pdf.endpoint_cards_omitted == 30
+    (tracker,) = pdf.recipients
+    assert len(tracker.hosts) == PDF_HOSTS_PER_RECIPIENT and tracker.hosts_omitted == n_hosts - PDF_HOSTS_PER_RECIPIENT
+    assert pdf.appendix_shown == PDF_APPENDIX_FINDINGS_TOTAL
+    assert pdf.appendix_shown + pdf.appendix_omitted == total
+    listed = pdf.appendix_endpoints
+    assert all(e.findings for e in listed), "the PDF lists only endpoints it shows findings of"
+    assert len(listed) + pdf.appendix_endpoints_omitted == n_hosts
+    assert sum(len(e.findings) for e in listed) == PDF_APPENDIX_FINDINGS_TOTAL
+    assert all(len(e.findings) <= PDF_APPENDIX_FINDINGS_PER_ENDPOINT for e in listed)
+    # The flow map and the answers still count every host.
+    assert pdf.flowmap == html.flowmap and pdf.questions == html.questions
+
+    text = _render_template(doc, "pdf", "en", False, None, "r.pdf")
+    assert text.count('<section class="endpoint"') == PDF_MAX_ENDPOINT_CARDS
+    assert "30 further endpoint(s) are not shown in detail in this PDF; they are in the findings JSON" in text
+    assert f"and {n_hosts - PDF_HOSTS_PER_RECIPIENT} more host(s), in the findings JSON and the HTML report" in text
+    assert (f"{pdf.appendix_endpoints_omitted} further endpoint(s) with findings are not listed in this appendix"
+            in text)
+    assert (f"At most {PDF_APPENDIX_FINDINGS_PER_ENDPOINT} findings per endpoint and {PDF_APPENDIX_FINDINGS_TOTAL} "
+            f"in all are listed here. This PDF lists fewer than the HTML report") in text
+    import re
+
+    for page in (text, _render_template(doc, "html", "en", False, None, "r.html")):
+        ids = set(re.findall(r' id="([^"]+)"', page))
+        targets = set(re.findall(r' href="#([^"]+)"', page))
+        assert targets and targets <= ids, "no link to an endpoint without a card"
+    ko = _render_template(doc, "pdf", "ko", False, None, "r.pdf")
+    assert f"외 호스트 {n_hosts - PDF_HOSTS_PER_RECIPIENT}곳" in ko and "이 PDF는 HTML 보고서보다 적게 싣습니다" in ko
+    assert "in this PDF" not in _render_template(doc, "html", "en", False, None, "r.html")
+
+
+def test_the_appendix_shows_the_most_severe_findings_of_a_large_endpoint():
+    # Only the appendix's few are sorted (heapq.nsmallest): the same as sorting all.
+    findings = [_finding("big.example", "email", severity=sev, flow=i, side=side)
+                for i, (sev, side) in enumerate([("low", "request"), ("critical", "response"), ("high", "request"),
+                                                  ("critical", "request"), ("info", "request")] * 30)]
+    doc = {"schema_version": 1, "findings": findings, "endpoints": [{"host": "big.example"}]}
+    (ep,) = build_view(doc, "en", appendix_limit=7).endpoints
+    assert [(f.severity, f.side, f.flow_index) for f in ep.findings] == (
+        [("critical", "request", str(i)) for i in range(3, 35, 5)])
+    assert ep.omitted == len(findings) - 7 and ep.findings_total == len(findings)
+    assert ep.severity_counts == [("critical", 60), ("high", 30), ("low", 30), ("info", 30)]

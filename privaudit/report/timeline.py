@@ -78,16 +78,33 @@ class FirstSend:
     findings: int
 
 
-def first_sends(findings: Iterable[Mapping], host_of, category_of) -> list[FirstSend]:
+_UNPARSED = object()
+
+
+def first_sends(findings: Iterable[Mapping], clean) -> list[FirstSend]:
     """One entry per (host, category) of request-side findings, earliest
-    timestamp first (undated ones last); ``host_of``/``category_of`` turn the
-    untrusted values into bounded strings."""
+    timestamp first (undated ones last); ``clean`` turns an untrusted value
+    (a finding's host or category) into a bounded string."""
     seen: dict[tuple[str, str], dict] = {}
+    keys: dict[tuple[str, str], tuple[str, str]] = {}  # (host, category) as found -> cleaned
+    parsed: dict[str, datetime | None] = {}  # a flow's findings share its timestamp
     for f in findings:
         if f.get("side") != "request":
             continue
-        key = (host_of(f), category_of(f))
-        t = parse_time(f.get("timestamp"))
+        host, category = f.get("host"), f.get("category")
+        if type(host) is str and type(category) is str:
+            key = keys.get((host, category))
+            if key is None:
+                key = keys[host, category] = (clean(host), clean(category))
+        else:
+            key = (clean(host), clean(category))
+        ts = f.get("timestamp")
+        if type(ts) is str:
+            t = parsed.get(ts, _UNPARSED)
+            if t is _UNPARSED:
+                t = parsed[ts] = parse_time(ts)
+        else:
+            t = parse_time(ts)
         entry = seen.setdefault(key, {"time": None, "tls": None, "n": 0})
         entry["n"] += 1
         if t is not None and (entry["time"] is None or t < entry["time"]):

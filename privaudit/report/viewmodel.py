@@ -11,6 +11,7 @@ The templates escape on output; this module never builds markup.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,19 @@ MAX_WARNINGS = 100
 MAX_VALUE_CHARS = 300
 #: Hosts named in one summary sentence or one country row; the rest are counted.
 MAX_NAMED_HOSTS = 12
+
+# The PDF is for reading and printing, and WeasyPrint lays it out at about a
+# page per 0.2 s: it is bounded tighter than the HTML report. Each notice of
+# what was left out says where it is (the findings JSON; the HTML report).
+#: Endpoint detail cards in the PDF.
+PDF_MAX_ENDPOINT_CARDS = 50
+#: Findings per endpoint, and in all, in the PDF's evidence appendix; the
+#: appendix lists only the endpoints it shows findings of and counts the rest.
+PDF_APPENDIX_FINDINGS_PER_ENDPOINT = 25
+PDF_APPENDIX_FINDINGS_TOTAL = 300
+#: Hosts named per recipient in the PDF (a tracker's per-install subdomains
+#: can run to thousands); the rest are counted.
+PDF_HOSTS_PER_RECIPIENT = MAX_NAMED_HOSTS
 
 RATINGS: tuple[str, ...] = ("none", "low", "medium", "high", "critical")
 
@@ -359,6 +373,8 @@ class RecipientView:
     first_received: str
     first_offset: str
     findings: int
+    hosts_omitted: int = 0
+    """Hosts of this recipient left out of ``hosts`` (the PDF names a few)."""
 
 
 @dataclass(frozen=True)
@@ -464,6 +480,16 @@ class ReportView:
     appendix_total: int = APPENDIX_FINDINGS_TOTAL
     appendix_shown: int = 0
     appendix_omitted: int = 0
+    appendix_endpoints_omitted: int = 0
+    """Endpoints with findings the appendix does not list at all (PDF only;
+    the HTML lists each one with its count of omitted findings)."""
+    fmt: str = "html"
+    card_anchors: frozenset[str] = frozenset()
+    """Anchors of the endpoints that have a detail card: only those are linked
+    to (a link to no target is dead, and WeasyPrint logs an error for each)."""
+    html_bounds: tuple[int, int, int] = (MAX_ENDPOINT_CARDS, APPENDIX_FINDINGS_PER_ENDPOINT, APPENDIX_FINDINGS_TOTAL)
+    """The HTML report's bounds (cards, appendix per endpoint, appendix in
+    all), which a PDF names where it shows less."""
 
     @property
     def flow_lines(self) -> list[tuple[list[str], str, list[str]]]:
@@ -624,6 +650,31 @@ def _finding_sort_key(f: Mapping) -> tuple:
     )
 
 
+def _finding_sort_keys():
+    """:func:`_finding_sort_key`, faster: the (severity, side, category) part
+    is worked out once per distinct triple of plain strings."""
+    prefixes: dict[tuple[str, str, str], tuple] = {}
+    far = 1 << 62
+
+    def key(f: Mapping) -> tuple:
+        sev, side, cat, loc = f.get("severity"), f.get("side"), f.get("category"), f.get("location")
+        if not (type(sev) is str and type(side) is str and type(cat) is str and type(loc) is str
+                and len(loc) <= MAX_VALUE_CHARS):
+            return _finding_sort_key(f)
+        prefix = prefixes.get((sev, side, cat))
+        if prefix is None:
+            prefix = prefixes[sev, side, cat] = (
+                -_severity_rank(sev), 0 if side == "request" else 1, _category_sort_key(text(cat)))
+        idx = f.get("flow_index")
+        if type(idx) is not int:
+            idx = _int(idx)
+            if idx is None:
+                idx = far
+        return (*prefix, idx, loc)
+
+    return key
+
+
 def _operator_view(op: object, t: Translator) -> OperatorView | None:
     if not isinstance(op, Mapping):
         return None
@@ -689,8 +740,8 @@ def build_view(
     *,
     show_values: bool = False,
     home_country: str | None = None,
-    appendix_limit: int = APPENDIX_FINDINGS_PER_ENDPOINT,
-    appendix_total: int = APPENDIX_FINDINGS_TOTAL,
+    appendix_limit: int | None = None,
+    appendix_total: int | None = None,
     fmt: str = "html",
     report_name: str = "",
     rendered_at: str = "",
@@ -700,10 +751,18 @@ def build_view(
     ``home_country`` is the user's own country (ISO code); without it the
     document's optional ``home_country`` is used, and failing that every
     jurisdiction counts as foreign. ``fmt``, ``report_name`` and
-    ``rendered_at`` go into the chain-of-custody block. Raises
+    ``rendered_at`` go into the chain-of-custody block; a PDF (``fmt``
+    "pdf") gets the tighter ``PDF_*`` bounds. ``appendix_limit`` and
+    ``appendix_total`` override the appendix's bounds. Raises
     :class:`InputError` for a document this version cannot read.
     """
     version = check_document(doc)
+    pdf = fmt == "pdf"
+    if appendix_limit is None:
+        appendix_limit = PDF_APPENDIX_FINDINGS_PER_ENDPOINT if pdf else APPENDIX_FINDINGS_PER_ENDPOINT
+    if appendix_total is None:
+        appendix_total = PDF_APPENDIX_FINDINGS_TOTAL if pdf else APPENDIX_FINDINGS_TOTAL
+    max_cards = PDF_MAX_ENDPOINT_CARDS if pdf else MAX_ENDPOINT_CARDS
     t = Translator(lang)
     home = home_country or (doc.get("home_country") if isinstance(doc.get("home_country"), str) else None)
     home = home.upper() if home else None
@@ -725,7 +784,7 @@ def build_view(
     phases_raw = [(text(p.get("name")), parse_time(p.get("timestamp")), text(p.get("timestamp")))
                   for p in _list(doc.get("phases")) if isinstance(p, Mapping)]
     limit_at: Boundary | None = boundary((n, ts) for n, ts, _ in phases_raw)
-    sends = first_sends(findings, lambda f: text(f.get("host")), lambda f: text(f.get("category")))
+    sends = first_sends(findings, text)
 
     raw_endpoints = [e for e in _list(doc.get("endpoints")) if isinstance(e, Mapping)]
     known_hosts = {text(e.get("host"), limit=10_000) for e in raw_endpoints}
@@ -742,15 +801,43 @@ def build_view(
     cleartext: list[CleartextView] = []
     host_facts: dict[str, dict] = {}  # host -> raw facts the later sections reuse
 
+    sort_key = _finding_sort_keys()
     for e in raw_endpoints:
         host_key = text(e.get("host"), limit=10_000)
         host = text(host_key)
-        fs = sorted(by_host.get(host_key, []), key=_finding_sort_key)
-        req = [f for f in fs if f.get("side") == "request"]
-        req_cats = {text(f.get("category")) for f in req}
-        clear_cats = {text(f.get("category")) for f in req if f.get("tls") is False}
+        fs = by_host.get(host_key, [])
+        # One pass over the endpoint's findings (a long capture has hundreds
+        # of thousands); only the appendix's few are sorted.
+        n_req = n_clear = 0
+        req_cats: set[str] = set()
+        clear_cats: set[str] = set()
+        sev_counts: Counter[str] = Counter()
+        cat_agg: dict[str, list] = {}  # category -> [request findings, worst severity rank, its text]
+        for f in fs:
+            sev = f.get("severity")
+            sev_text = sev if type(sev) is str and len(sev) <= MAX_VALUE_CHARS else text(sev)
+            sev_counts[sev_text] += 1
+            clear = f.get("tls") is False
+            n_clear += clear
+            if f.get("side") == "request":
+                n_req += 1
+                cat = f.get("category")
+                if type(cat) is not str or len(cat) > MAX_VALUE_CHARS:
+                    cat = text(cat)
+                req_cats.add(cat)
+                if clear:
+                    clear_cats.add(cat)
+                agg = cat_agg.get(cat)
+                if agg is None:
+                    agg = cat_agg[cat] = [0, -1, ""]
+                agg[0] += 1
+                rank = _severity_rank(sev)
+                if rank > agg[1]:
+                    agg[1], agg[2] = rank, sev_text
         if e.get("tls") is False:
             clear_cats |= req_cats
+        shown_findings = (heapq.nsmallest(appendix_limit, fs, key=sort_key) if len(fs) > appendix_limit
+                          else sorted(fs, key=sort_key))
         jurisdictions = [text(j) for j in _list(e.get("jurisdictions"))]
         hosting = e.get("hosting_country")
         if not jurisdictions and isinstance(hosting, str) and hosting:
@@ -763,7 +850,6 @@ def build_view(
         rating = _worst(r.level for r in reasons)
 
         doc_cats = [text(c) for c in _list(e.get("categories"))] or sorted(req_cats)
-        sev_counts = Counter(text(f.get("severity")) for f in fs)
         anchor = f"ep-{len(endpoint_views) + 1}"
         confidence = text(e.get("confidence"))
         tls = e.get("tls")
@@ -792,9 +878,9 @@ def build_view(
             demo_address=e.get("demo_address") is True,
             rating=rating,
             findings_total=len(fs),
-            request_findings=len(req),
+            request_findings=n_req,
             severity_counts=[(s, sev_counts[s]) for s in reversed(SEVERITIES) if sev_counts[s]],
-            findings=[_finding_view(f, t) for f in fs[:appendix_limit]],
+            findings=[_finding_view(f, t) for f in shown_findings],
             omitted=max(0, len(fs) - appendix_limit),
             party=party if party in ("first", "third") else "",
             party_reason=text(e.get("party_reason")),
@@ -819,24 +905,23 @@ def build_view(
             c["roles"] |= rs
             c["hosts"].append(host)
             c["categories"] |= req_cats
-            c["findings"] += len(req)
+            c["findings"] += n_req
 
-        for f in req:
-            cat = text(f.get("category"))
+        for cat, (n, rank, sev_text) in cat_agg.items():
             s = category_stats.setdefault(cat, {"findings": 0, "hosts": set(), "countries": set(), "severity": ""})
-            s["findings"] += 1
+            s["findings"] += n
             s["hosts"].add(host_key)
             s["countries"] |= set(jurisdictions)
-            if _severity_rank(f.get("severity")) > _severity_rank(s["severity"]):
-                s["severity"] = text(f.get("severity"))
+            if rank > _severity_rank(s["severity"]):
+                s["severity"] = sev_text
 
         # An endpoint whose flows were all cleartext, or one with some cleartext finding.
-        clear_findings = fs if e.get("tls") is False else [f for f in fs if f.get("tls") is False]
+        clear_findings = len(fs) if e.get("tls") is False else n_clear
         if e.get("tls") is False or clear_findings:
             cleartext.append(CleartextView(
                 anchor=anchor, host=host, flow_count=ev.flow_count, endpoint_tls=ev.tls,
                 categories=[t.category(c) for c in sorted(clear_cats, key=_category_sort_key)],
-                findings=len(clear_findings),
+                findings=clear_findings,
             ))
 
     # Most serious first, then by how much was found, then by name.
@@ -931,12 +1016,22 @@ def build_view(
     transfers = _transfers(countries, country_hosts, host_facts, sends, start, home, t)
     transmission = _transmission(endpoint_views, host_facts, coverage_doc, t)
 
+    flowmap = _flowmap(categories, recipients, countries, host_facts, t)
+    questions = _questions(categories, recipients, countries, cleartext, timeline, transmission, t)
+    if pdf:  # after the flow map and the answers, which use every host
+        recipients = [_replace(r, hosts=r.hosts[:PDF_HOSTS_PER_RECIPIENT],
+                               hosts_omitted=len(r.hosts) - PDF_HOSTS_PER_RECIPIENT)
+                      if len(r.hosts) > PDF_HOSTS_PER_RECIPIENT else r for r in recipients]
+
     # The appendix: every endpoint with findings, bounded in total.
-    appendix_endpoints, shown = [], 0
+    appendix_endpoints, shown, endpoints_left_out = [], 0, 0
     for ev in endpoint_views:
         if not ev.findings:
             continue
         room = max(0, appendix_total - shown)
+        if pdf and not room:
+            endpoints_left_out += 1
+            continue
         if room < len(ev.findings):
             ev = _replace(ev, findings=ev.findings[:room], omitted=ev.omitted + len(ev.findings) - room)
         shown += len(ev.findings)
@@ -956,14 +1051,15 @@ def build_view(
         countries=countries,
         categories=categories,
         endpoints=endpoint_views,
-        endpoint_cards=endpoint_views[:MAX_ENDPOINT_CARDS],
-        endpoint_cards_omitted=max(0, len(endpoint_views) - MAX_ENDPOINT_CARDS),
+        endpoint_cards=endpoint_views[:max_cards],
+        card_anchors=frozenset(e.anchor for e in endpoint_views[:max_cards]),
+        endpoint_cards_omitted=max(0, len(endpoint_views) - max_cards),
         cleartext=cleartext,
         coverage=coverage,
         method=method,
         top_findings=_top_findings(sends, host_facts, category_stats, limit_at, start, t),
-        flowmap=_flowmap(categories, recipients, countries, host_facts, t),
-        questions=_questions(categories, recipients, countries, cleartext, timeline, transmission, t),
+        flowmap=flowmap,
+        questions=questions,
         transfers=transfers,
         recipients=recipients,
         transmission=transmission,
@@ -975,6 +1071,8 @@ def build_view(
         appendix_total=appendix_total,
         appendix_shown=shown,
         appendix_omitted=len(findings) - shown,
+        appendix_endpoints_omitted=endpoints_left_out,
+        fmt=fmt,
     )
 
 
@@ -1101,7 +1199,8 @@ def _transfers(countries: list[CountryView], raw: dict, facts: dict, sends, star
             name = text(op.get("name")) or h
             if name not in recipients:
                 recipients.append(name)
-        times = [s.time for s in sends if s.host in hosts and s.time is not None]
+        host_set = set(hosts)
+        times = [s.time for s in sends if s.host in host_set and s.time is not None]
         first = min(times) if times else None
         out.append(TransferView(
             code=c.code, label=c.label, state_access=c.state_access, roles=c.roles,
@@ -1196,7 +1295,7 @@ def _flowmap(categories: list[CategoryView], recipients: list[RecipientView], co
         rcp_items.append((key, r.name, f"rcp-{r.party or 'unknown'}"))
         for _, host in r.hosts:
             f = facts[host]
-            for cat in f["req_cats"]:
+            for cat in sorted(f["req_cats"], key=_category_sort_key):  # a set: sorted, for the same picture every run
                 cat_links.append((cat, key))
             for j in f["jurisdictions"]:
                 country_links.append((key, j))

@@ -215,9 +215,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             doc["auditor"] = {**(doc.get("auditor") or {}), **given}
     else:
         doc = _analyze(args)
-    from .audit import with_findings_list
+    if fmt == "json":  # the document itself: written whole
+        from .audit import with_findings_list
 
-    doc = with_findings_list(doc)
+        doc = with_findings_list(doc)
+    # Other formats stream the findings (from disk, or the audit's spool):
+    # the view model keeps only what it shows.
     render_report(doc, fmt, args.lang, Path(args.output), show_values=args.show_values)
     print(_summary(doc), file=sys.stderr)
     print(f"privaudit: report written to {args.output}", file=sys.stderr)
@@ -286,7 +289,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if result.findings is not None:  # analysed live: every flow of the flow file, deferred ones included
         from .audit import read_audit_meta
 
-        doc = json.loads(result.findings.read_text("utf-8"))
+        from .audit import load_document
+
+        doc = load_document(result.findings)  # findings left on disk until the report reads them
         meta = read_audit_meta([out])  # written when the proxy stopped, after the live document
         doc.setdefault("coverage", {})["tls_failures"] = meta["tls_failures"]
         doc["environment"] = {**doc.get("environment", {}), **meta["environment"]}
@@ -304,10 +309,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         )
         with atomic_text_writer(out / "findings.json") as f:
             dump_document(doc, f)
-    from .audit import with_findings_list
-
-    doc = with_findings_list(doc)
-    render_report(doc, "html", args.lang, out / "report.html")
+    render_report(doc, "html", args.lang, out / "report.html")  # streams spilled findings
     print(_summary(doc), file=sys.stderr)
     if not args.quiet:
         print(f"privaudit: audit written to {out}/ (flows.mitm, meta.json, findings.json, report.html)", file=sys.stderr)

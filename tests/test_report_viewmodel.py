@@ -456,3 +456,47 @@ def test_the_appendix_shows_the_most_severe_findings_of_a_large_endpoint():
         [("critical", "request", str(i)) for i in range(3, 35, 5)])
     assert ep.omitted == len(findings) - 7 and ep.findings_total == len(findings)
     assert ep.severity_counts == [("critical", 60), ("high", 30), ("low", 30), ("info", 30)]
+
+
+# -- findings streamed from disk ------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["html", "pdf"])
+def test_a_report_from_streamed_findings_equals_one_from_a_list(tmp_path, fmt):
+    """A saved document's findings are read from disk as a stream, many more
+    than the per-host appendix bound so the trimming runs; the view (every
+    count, the appendix, the document hash) must be the one a list gives."""
+    from privaudit import audit
+
+    base = json.loads(FIXTURE.read_text())
+    many = []
+    for i in range(30):
+        for f in base["findings"]:
+            many.append({**f, "flow_index": (f.get("flow_index") or 0) + 1000 * i})
+    base["findings"] = many
+    path = tmp_path / "doc.json"
+    with open(path, "w", encoding="utf-8") as fh:
+        audit.dump_document(base, fh)
+    streamed = audit.load_document(path)
+    assert isinstance(streamed["findings"], audit.FindingsFile)
+    listed = {**streamed, "findings": list(streamed["findings"])}
+    kw = dict(fmt=fmt, report_name="r", rendered_at="2026-01-01T00:00:00Z", appendix_limit=3, appendix_total=40)
+    a = build_view(listed, "en", **kw)
+    b = build_view(streamed, "en", **kw)
+    assert a == b
+    assert a.figures.findings == len(many)
+    assert custody.document_sha256(listed) == custody.document_sha256(streamed)
+
+
+def test_appendix_order_when_trimmed_while_streaming_is_a_full_sort():
+    from privaudit.report.viewmodel import _finding_sort_keys, _HostFindings
+
+    key = _finding_sort_keys()
+    sev = ["low", "medium", "high", "critical"]
+    fs = [{"severity": sev[(i * 7) % 4], "side": "request" if i % 3 else "response", "category": "email",
+           "location": f"request.body $.k{i % 5}", "flow_index": (i * 13) % 50} for i in range(400)]
+    acc = _HostFindings()
+    for f in fs:
+        acc.add(f, 7, key)
+    assert len(acc.kept) < 4 * 7 + 1
+    assert acc.shown(7, key) == sorted(fs, key=key)[:7]
+    assert acc.n == 400

@@ -81,38 +81,61 @@ class FirstSend:
 _UNPARSED = object()
 
 
-def first_sends(findings: Iterable[Mapping], clean) -> list[FirstSend]:
-    """One entry per (host, category) of request-side findings, earliest
-    timestamp first (undated ones last); ``clean`` turns an untrusted value
-    (a finding's host or category) into a bounded string."""
-    seen: dict[tuple[str, str], dict] = {}
-    keys: dict[tuple[str, str], tuple[str, str]] = {}  # (host, category) as found -> cleaned
-    parsed: dict[str, datetime | None] = {}  # a flow's findings share its timestamp
-    for f in findings:
-        if f.get("side") != "request":
-            continue
-        host, category = f.get("host"), f.get("category")
-        if type(host) is str and type(category) is str:
-            key = keys.get((host, category))
-            if key is None:
-                key = keys[host, category] = (clean(host), clean(category))
-        else:
-            key = (clean(host), clean(category))
+class FirstSends:
+    """:func:`first_sends`, fed one finding at a time (a report streams them)."""
+
+    def __init__(self, clean) -> None:
+        self.clean = clean
+        self.seen: dict[tuple[str, str], dict] = {}
+        self.keys: dict[tuple[str, str], tuple[str, str]] = {}  # (host, category) as found -> cleaned
+        self.parsed: dict[str, datetime | None] = {}  # a flow's findings share its timestamp
+
+    def time_of(self, f: Mapping) -> datetime | None:
+        """The finding's parsed timestamp (memoised per timestamp text)."""
         ts = f.get("timestamp")
         if type(ts) is str:
-            t = parsed.get(ts, _UNPARSED)
+            t = self.parsed.get(ts, _UNPARSED)
             if t is _UNPARSED:
-                t = parsed[ts] = parse_time(ts)
+                if len(self.parsed) >= 100_000:
+                    self.parsed.clear()
+                t = self.parsed[ts] = parse_time(ts)
+            return t
+        return parse_time(ts)
+
+    def add(self, f: Mapping, t: datetime | None = _UNPARSED) -> None:
+        if f.get("side") != "request":
+            return
+        host, category = f.get("host"), f.get("category")
+        if type(host) is str and type(category) is str:
+            key = self.keys.get((host, category))
+            if key is None:
+                key = self.keys[host, category] = (self.clean(host), self.clean(category))
         else:
-            t = parse_time(ts)
-        entry = seen.setdefault(key, {"time": None, "tls": None, "n": 0})
+            key = (self.clean(host), self.clean(category))
+        if t is _UNPARSED:
+            t = self.time_of(f)
+        entry = self.seen.get(key)
+        if entry is None:
+            entry = self.seen[key] = {"time": None, "tls": None, "n": 0}
         entry["n"] += 1
         if t is not None and (entry["time"] is None or t < entry["time"]):
             entry["time"] = t
             entry["tls"] = f.get("tls") if isinstance(f.get("tls"), bool) else None
         elif entry["time"] is None and entry["tls"] is None and isinstance(f.get("tls"), bool):
             entry["tls"] = f.get("tls")
-    out = [FirstSend(h, c, e["time"], e["tls"], e["n"]) for (h, c), e in seen.items()]
-    far = datetime.max.replace(tzinfo=timezone.utc)
-    out.sort(key=lambda s: (s.time or far, s.host, s.category))
-    return out
+
+    def result(self) -> list[FirstSend]:
+        out = [FirstSend(h, c, e["time"], e["tls"], e["n"]) for (h, c), e in self.seen.items()]
+        far = datetime.max.replace(tzinfo=timezone.utc)
+        out.sort(key=lambda s: (s.time or far, s.host, s.category))
+        return out
+
+
+def first_sends(findings: Iterable[Mapping], clean) -> list[FirstSend]:
+    """One entry per (host, category) of request-side findings, earliest
+    timestamp first (undated ones last); ``clean`` turns an untrusted value
+    (a finding's host or category) into a bounded string."""
+    acc = FirstSends(clean)
+    for f in findings:
+        acc.add(f)
+    return acc.result()

@@ -22,7 +22,7 @@ from privaudit.jurisdiction.legal import notes_for
 from privaudit.report import custody as custody_mod
 from privaudit.report.flowmap import FlowMap, build_flowmap
 from privaudit.report.i18n import Translator
-from privaudit.report.timeline import MAX_EVENTS, Boundary, boundary, first_sends, offset_seconds, parse_time
+from privaudit.report.timeline import MAX_EVENTS, Boundary, FirstSends, boundary, offset_seconds, parse_time
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 
@@ -606,6 +606,107 @@ def _merge_reasons(per_host: list[tuple[str, list[Reason]]], t: Translator) -> l
 # Building the view
 
 
+def _findings_of(value: object) -> Iterable:
+    """The document's findings to iterate: a list, or a stream of them (the
+    audit's spool, or a saved document's findings read from disk, both of
+    which have ``lines``); anything else is no findings."""
+    if isinstance(value, (list, tuple)) or (hasattr(value, "lines") and hasattr(value, "__iter__")):
+        return value
+    return ()
+
+
+class _HostFindings:
+    """What the report keeps of one host's findings: counts, categories, and
+    only the few the appendix may show (see :meth:`add`)."""
+
+    __slots__ = ("n", "n_req", "n_clear", "req_cats", "clear_cats", "sev_counts", "cat_agg", "kept")
+
+    def __init__(self) -> None:
+        self.n = self.n_req = self.n_clear = 0
+        self.req_cats: dict[str, None] = {}
+        self.clear_cats: dict[str, None] = {}
+        self.sev_counts: Counter[str] = Counter()
+        self.cat_agg: dict[str, list] = {}  # category -> [request findings, worst severity rank, its text]
+        self.kept: list[Mapping] = []
+
+    def add(self, f: Mapping, limit: int, sort_key) -> None:
+        self.n += 1
+        sev = f.get("severity")
+        sev_text = sev if type(sev) is str and len(sev) <= MAX_VALUE_CHARS else text(sev)
+        self.sev_counts[sev_text] += 1
+        clear = f.get("tls") is False
+        self.n_clear += clear
+        if f.get("side") == "request":
+            self.n_req += 1
+            cat = f.get("category")
+            if type(cat) is not str or len(cat) > MAX_VALUE_CHARS:
+                cat = text(cat)
+            self.req_cats[cat] = None
+            if clear:
+                self.clear_cats[cat] = None
+            agg = self.cat_agg.get(cat)
+            if agg is None:
+                agg = self.cat_agg[cat] = [0, -1, ""]
+            agg[0] += 1
+            rank = _severity_rank(sev)
+            if rank > agg[1]:
+                agg[1], agg[2] = rank, sev_text
+        if limit > 0:
+            kept = self.kept
+            kept.append(f)
+            # Keep the ``limit`` first in appendix order: trimming a prefix to
+            # its smallest is safe, as nsmallest is stable (ties keep input order).
+            if len(kept) >= 4 * limit:
+                self.kept = heapq.nsmallest(limit, kept, key=sort_key)
+
+    def shown(self, limit: int, sort_key) -> list[Mapping]:
+        """The appendix's findings of this host, in order: the same as sorting them all."""
+        kept = self.kept
+        return heapq.nsmallest(limit, kept, key=sort_key) if len(kept) > limit else sorted(kept, key=sort_key)
+
+
+@dataclass
+class _Aggregate:
+    by_host: dict[str, _HostFindings]
+    sends: list
+    first_time: object
+    findings: int
+    request_findings: int
+    canary_findings: int
+
+
+def _aggregate(findings: Iterable, limit: int, sort_key) -> _Aggregate:
+    """One pass over the findings: per host (:class:`_HostFindings`), the first
+    sends of each category to each host, the earliest time, and totals."""
+    by_host: dict[str, _HostFindings] = {}
+    sends = FirstSends(text)
+    first = None
+    n = n_req = n_canary = 0
+    host_keys: dict[str, str] = {}
+    for f in findings:
+        if not isinstance(f, Mapping):
+            continue
+        n += 1
+        side = f.get("side")
+        n_req += side == "request"
+        n_canary += f.get("method") == "canary"
+        h = f.get("host")
+        key = host_keys.get(h) if type(h) is str else None
+        if key is None:
+            key = text(h, limit=10_000)
+            if type(h) is str and len(host_keys) < 100_000:
+                host_keys[h] = key
+        fa = by_host.get(key)
+        if fa is None:
+            fa = by_host[key] = _HostFindings()
+        fa.add(f, limit, sort_key)
+        t = sends.time_of(f)
+        if t is not None and (first is None or t < first):
+            first = t
+        sends.add(f, t)
+    return _Aggregate(by_host, sends.result(), first, n, n_req, n_canary)
+
+
 def check_document(doc: object) -> int:
     """The document's schema_version, or :class:`InputError` if unreadable."""
     if not isinstance(doc, Mapping):
@@ -769,22 +870,23 @@ def build_view(
 
     capture = _dict(doc.get("capture"))
     coverage_doc = _dict(doc.get("coverage"))
-    findings = [f for f in _list(doc.get("findings")) if isinstance(f, Mapping)]
-    by_host: dict[str, list[Mapping]] = defaultdict(list)
-    for f in findings:
-        by_host[text(f.get("host"), limit=10_000)].append(f)
+    sort_key = _finding_sort_keys()
+    # One pass over the findings, which may be a list or a stream read from
+    # disk (a 100k-flow audit has ~330k): everything the report needs of them
+    # is aggregated here, per host, in memory that does not grow with them.
+    agg = _aggregate(_findings_of(doc.get("findings")), appendix_limit, sort_key)
+    by_host = agg.by_host
+    sends = agg.sends
 
     # Times: offsets count from the capture's start, or the first flow's.
     start = parse_time(capture.get("start"))
     start_source = "capture"
     if start is None:
-        times = [x for x in (parse_time(f.get("timestamp")) for f in findings) if x]
-        start = min(times) if times else None
+        start = agg.first_time
         start_source = "first_flow"
     phases_raw = [(text(p.get("name")), parse_time(p.get("timestamp")), text(p.get("timestamp")))
                   for p in _list(doc.get("phases")) if isinstance(p, Mapping)]
     limit_at: Boundary | None = boundary((n, ts) for n, ts, _ in phases_raw)
-    sends = first_sends(findings, text)
 
     raw_endpoints = [e for e in _list(doc.get("endpoints")) if isinstance(e, Mapping)]
     known_hosts = {text(e.get("host"), limit=10_000) for e in raw_endpoints}
@@ -801,43 +903,17 @@ def build_view(
     cleartext: list[CleartextView] = []
     host_facts: dict[str, dict] = {}  # host -> raw facts the later sections reuse
 
-    sort_key = _finding_sort_keys()
+    empty = _HostFindings()
     for e in raw_endpoints:
         host_key = text(e.get("host"), limit=10_000)
         host = text(host_key)
-        fs = by_host.get(host_key, [])
-        # One pass over the endpoint's findings (a long capture has hundreds
-        # of thousands); only the appendix's few are sorted.
-        n_req = n_clear = 0
-        req_cats: set[str] = set()
-        clear_cats: set[str] = set()
-        sev_counts: Counter[str] = Counter()
-        cat_agg: dict[str, list] = {}  # category -> [request findings, worst severity rank, its text]
-        for f in fs:
-            sev = f.get("severity")
-            sev_text = sev if type(sev) is str and len(sev) <= MAX_VALUE_CHARS else text(sev)
-            sev_counts[sev_text] += 1
-            clear = f.get("tls") is False
-            n_clear += clear
-            if f.get("side") == "request":
-                n_req += 1
-                cat = f.get("category")
-                if type(cat) is not str or len(cat) > MAX_VALUE_CHARS:
-                    cat = text(cat)
-                req_cats.add(cat)
-                if clear:
-                    clear_cats.add(cat)
-                agg = cat_agg.get(cat)
-                if agg is None:
-                    agg = cat_agg[cat] = [0, -1, ""]
-                agg[0] += 1
-                rank = _severity_rank(sev)
-                if rank > agg[1]:
-                    agg[1], agg[2] = rank, sev_text
+        fa = by_host.get(host_key, empty)
+        n_req, n_clear, sev_counts, cat_agg = fa.n_req, fa.n_clear, fa.sev_counts, fa.cat_agg
+        req_cats = set(fa.req_cats)
+        clear_cats = set(fa.clear_cats)
         if e.get("tls") is False:
             clear_cats |= req_cats
-        shown_findings = (heapq.nsmallest(appendix_limit, fs, key=sort_key) if len(fs) > appendix_limit
-                          else sorted(fs, key=sort_key))
+        shown_findings = fa.shown(appendix_limit, sort_key)
         jurisdictions = [text(j) for j in _list(e.get("jurisdictions"))]
         hosting = e.get("hosting_country")
         if not jurisdictions and isinstance(hosting, str) and hosting:
@@ -877,11 +953,11 @@ def build_view(
             first_seen=text(e.get("first_seen")),
             demo_address=e.get("demo_address") is True,
             rating=rating,
-            findings_total=len(fs),
+            findings_total=fa.n,
             request_findings=n_req,
             severity_counts=[(s, sev_counts[s]) for s in reversed(SEVERITIES) if sev_counts[s]],
             findings=[_finding_view(f, t) for f in shown_findings],
-            omitted=max(0, len(fs) - appendix_limit),
+            omitted=max(0, fa.n - appendix_limit),
             party=party if party in ("first", "third") else "",
             party_reason=text(e.get("party_reason")),
             tls_versions=[text(v) for v in _list(e.get("tls_versions"))],
@@ -916,7 +992,7 @@ def build_view(
                 s["severity"] = sev_text
 
         # An endpoint whose flows were all cleartext, or one with some cleartext finding.
-        clear_findings = len(fs) if e.get("tls") is False else n_clear
+        clear_findings = fa.n if e.get("tls") is False else n_clear
         if e.get("tls") is False or clear_findings:
             cleartext.append(CleartextView(
                 anchor=anchor, host=host, flow_count=ev.flow_count, endpoint_tls=ev.tls,
@@ -1004,9 +1080,9 @@ def build_view(
         flows_analyzed=coverage.flows_analyzed,
         endpoints=len(endpoint_views),
         endpoints_with_findings=sum(1 for e in endpoint_views if e.request_findings),
-        findings=len(findings),
-        request_findings=sum(1 for f in findings if f.get("side") == "request"),
-        canary_findings=sum(1 for f in findings if f.get("method") == "canary"),
+        findings=agg.findings,
+        request_findings=agg.request_findings,
+        canary_findings=agg.canary_findings,
         countries=sum(1 for c in countries if c.findings),
         foreign_countries=sum(1 for c in countries if c.findings and c.foreign),
     )
@@ -1070,7 +1146,7 @@ def build_view(
         appendix_limit=appendix_limit,
         appendix_total=appendix_total,
         appendix_shown=shown,
-        appendix_omitted=len(findings) - shown,
+        appendix_omitted=agg.findings - shown,
         appendix_endpoints_omitted=endpoints_left_out,
         fmt=fmt,
     )

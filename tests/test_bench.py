@@ -338,7 +338,8 @@ def test_target_lines_compare_figures_with_the_targets():
         10000: {"analyze -j1 +10 canaries": {"seconds": 2.5, "rss_mb": 100.0},
                 "analyze -j2 +10 canaries": {"seconds": 1.6, "rss_mb": 90.0}},
         100000: {"analyze -j1 +10 canaries": {"seconds": 40.0, "rss_mb": 130.0},
-                 "report": {"seconds": 8.0, "kib": 2048.0}, "report_pdf": {"seconds": 75.0, "kib": 3000.0}},
+                 "report": {"seconds": 8.0, "kib": 2048.0, "rss_mb": 120.0},
+                 "report_pdf": {"seconds": 75.0, "kib": 3000.0, "rss_mb": 450.0}},
     }
     text = "\n".join(targets(figs))
     assert "analyze 10000 flows, 1 core, +10 canaries >= 3,000 flows/s: 4,000 flows/s -> met" in text
@@ -347,6 +348,8 @@ def test_target_lines_compare_figures_with_the_targets():
     assert "peak RSS 100k / 10k (1 core, canaries) <= 1.2x: 1.30x -> NOT met" in text
     assert "report HTML of 100k flows <= 10 s and <= 5 MB: 8.0 s, 2.0 MiB -> met" in text
     assert "report PDF of 100k flows <= 60 s: 75.0 s -> NOT met" in text
+    assert "report HTML of 100k flows, peak RSS <= 300 MB: 120 MB -> met" in text
+    assert "report PDF of 100k flows, peak RSS <= 300 MB: 450 MB -> NOT met" in text
 
 
 def test_benchmark_rejects_bad_sizes():

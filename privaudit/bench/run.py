@@ -223,6 +223,9 @@ def targets(results: dict[int, dict]) -> list[str]:
         p = big.get("report_pdf")
         if p:
             line("report PDF of 100k flows <= 60 s", f"{p['seconds']:.1f} s", p["seconds"] <= 60)
+        for label, r in (("HTML", h), ("PDF", p)):
+            if r:
+                line(f"report {label} of 100k flows, peak RSS <= 300 MB", f"{r['rss_mb']:.0f} MB", r["rss_mb"] <= 300)
     if len(out) == 1:
         out.append("  (run --sizes 10000,100000 for the sizes the targets name)")
     return out

@@ -332,6 +332,15 @@ def dump_document(doc: dict, fp) -> None:
                 fp.write(line)
                 first = False
             fp.write("\n  ]" if not first else "]")
+        elif isinstance(v, list) and v:
+            # Item by item (a long capture has thousands of endpoints): the
+            # same text as json.dumps(v, indent=2) indented once more, without
+            # holding it all as one string.
+            fp.write("[")
+            for j, item in enumerate(v):
+                fp.write(",\n    " if j else "\n    ")
+                fp.write(json.dumps(item, ensure_ascii=False, indent=2).replace("\n", "\n    "))
+            fp.write("\n  ]")
         else:
             fp.write(json.dumps(v, ensure_ascii=False, indent=2).replace("\n", "\n  "))
         fp.write(",\n" if i < len(keys) - 1 else "\n")

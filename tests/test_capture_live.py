@@ -395,3 +395,148 @@ def mode(path) -> int:
     import stat
 
     return stat.S_IMODE(os.stat(path).st_mode)
+
+
+# --- the scanner process: follows the flow file, keeps the audit ---------------------------
+
+class FakeConn:
+    """The scanner's end of the pipe: "finish" once it has looked ``polls`` times."""
+
+    def __init__(self, finish: dict, polls: int = 1):
+        self.sent: list = []
+        self.finish = finish
+        self.polls = polls
+
+    def send(self, msg):
+        self.sent.append(msg)
+
+    def poll(self, timeout=0):
+        self.polls -= 1
+        return self.polls <= 0 and self.finish is not None
+
+    def recv(self):
+        msg, self.finish = ("finish", self.finish), None
+        return msg
+
+
+def scanner_run(path, written: int, end: int, annotate=False, **finish):
+    from privaudit.capture.live import _Scanner
+
+    conn = FakeConn({"end": end, "flows": None, "phases": [{"name": "launched", "timestamp": "x"}], **finish})
+    _Scanner(conn, str(path), [written, 0], {"annotate": annotate, "own_regs": ["example.com"]}).run()
+    kinds = [m[0] for m in conn.sent]
+    assert kinds[0] == "ready" and kinds[-1] == "done", kinds
+    return conn.sent
+
+
+def test_the_scanner_reads_only_whole_records_the_recorder_has_marked(tmp_path):
+    path = tmp_path / "flows.mitm"
+    records = [_serialised(email_flow(i)) for i in range(3)]
+    path.write_bytes(b"".join(records) + records[0][:40])  # a record being written
+    two = len(records[0]) + len(records[1])
+    sent = scanner_run(path, written=two, end=two, findings_path=str(tmp_path / "findings.json"))
+    done = sent[-1][1]
+    assert done["counters"]["flows_analysed"] == 2 and done["problem"] is None
+    doc = json.loads((tmp_path / "findings.json").read_text())
+    assert doc["flows_analyzed"] == 2 and doc["phases"][0]["name"] == "launched"
+    assert sorted({f["flow_index"] for f in doc["findings"] if f["category"] == "email"}) == [0, 1]
+    assert mode(tmp_path / "findings.json") == 0o600
+    stats = [m[1] for m in sent if m[0] == "stats"][-1]
+    assert stats["stats"]["categories"]["email"] == 2 and stats["notes"] == []  # no view to annotate: no notes
+
+
+def test_the_scanner_reads_a_record_longer_than_its_chunk_and_sends_notes_when_asked(tmp_path, monkeypatch):
+    from privaudit.capture import live as lv
+
+    monkeypatch.setattr(lv, "SCANNER_CHUNK", 64)
+    path = tmp_path / "flows.mitm"
+    flows = [email_flow(i) for i in range(2)]
+    path.write_bytes(b"".join(_serialised(f) for f in flows))
+    size = path.stat().st_size
+    sent = scanner_run(path, written=size, end=size, annotate=True)
+    assert sent[-1][1]["counters"]["flows_analysed"] == 2
+    notes = [n for m in sent if m[0] in ("stats", "done") for n in m[1].get("notes", [])]
+    assert [n[0] for n in notes] == [f.id for f in flows]
+    assert all(any(d["category"] == "email" for d in n[1]) for n in notes)
+
+
+def test_a_damaged_record_is_an_analysis_error_not_the_end(tmp_path):
+    path = tmp_path / "flows.mitm"
+    good = _serialised(email_flow())
+    path.write_bytes(b"3:abc," + good)  # a well-framed record that is not a flow
+    size = path.stat().st_size
+    sent = scanner_run(path, written=size, end=size)
+    c = sent[-1][1]["counters"]
+    assert c["flows_analysed"] == 1 and c["read_errors"] == 1 and c["analysis_errors"] == 1
+
+
+def test_the_scanner_process_analyses_the_recorded_flows_and_writes_the_document(tmp_path):
+    live = LiveAnalysis()
+    rec = pa.Recorder()
+    live.attach(rec)
+    live.findings_path = tmp_path / "findings.json"
+    with taddons.context(rec) as tctx:
+        tctx.configure(rec, privaudit_flowfile=str(tmp_path / "flows.mitm"))
+        rec.response(email_flow(0))
+        live._start_scanner(None, ())
+        for i in range(1, 4):
+            rec.response(email_flow(i))
+        rec.done()
+        doc = live.finish()
+    assert live.problem is None and doc == {"flows_analyzed": 4, "findings": doc["findings"], "path": str(live.findings_path)}
+    assert live.analysed == 4 and live.audit.analysis_errors == 0 and live.counters()["queued"] == 0
+    full = json.loads(live.findings_path.read_text())
+    assert [f["flow_index"] for f in full["findings"] if f["category"] == "email"] == [0, 1, 2, 3]
+    assert full["tool"]["rules_digest"] == live.rules_digest and len(live.rules_digest) == 64
+    assert live.snapshot()["categories"]["email"] == 4
+    assert not live._proc.is_alive()
+
+
+def test_the_scanner_process_ends_when_the_proxy_is_gone(tmp_path):
+    live = LiveAnalysis()
+    rec = pa.Recorder()
+    live.attach(rec)
+    with taddons.context(rec) as tctx:
+        tctx.configure(rec, privaudit_flowfile=str(tmp_path / "flows.mitm"))
+        live._start_scanner(None, ())
+        proc = live._proc
+        live._conn.close()  # what the kernel does to the pipe when the proxy is killed
+        proc.join(60)
+        assert not proc.is_alive()
+        rec.done()
+
+
+def test_a_scanner_process_that_dies_is_reported_and_writes_nothing(tmp_path):
+    live = LiveAnalysis()
+    rec = pa.Recorder()
+    live.attach(rec)
+    live.findings_path = tmp_path / "findings.json"
+    with taddons.context(rec) as tctx:
+        tctx.configure(rec, privaudit_flowfile=str(tmp_path / "flows.mitm"))
+        rec.response(email_flow())
+        live._start_scanner(None, ())
+        live._proc.kill()
+        rec.done()
+        assert live.finish() is None
+    assert "ended unexpectedly" in live.problem and live.counters()["stopped"]
+    assert not live.findings_path.exists()
+
+
+def test_a_busy_proxy_gets_the_scanner_in_small_batches(tmp_path, monkeypatch):
+    from privaudit.capture import live as lv
+
+    path = tmp_path / "flows.mitm"
+    path.write_bytes(b"".join(_serialised(email_flow(i)) for i in range(20)))
+    size = path.stat().st_size
+    written = [size, 0]
+    scanner = lv._Scanner(FakeConn(None), str(path), written, {})
+    scanner.audit = build()
+    scanner._rate_at = (time.monotonic() - 1.0, 0)
+    written[1] = 1000  # a thousand flows in the last second
+    assert scanner._busy()
+    fd = lv.os.open(path, lv.os.O_RDONLY)
+    try:
+        assert scanner._step(fd, size, lv.BUSY_BATCH) and scanner.analysed == lv.BUSY_BATCH
+        assert scanner._step(fd, size) and scanner.analysed == 20  # traffic over: the rest at once
+    finally:
+        lv.os.close(fd)

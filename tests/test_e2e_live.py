@@ -477,30 +477,35 @@ def test_a_thousand_requests_all_answered_while_the_analyser_raises_on_every_flo
     assert json.loads(result.meta.read_text())["analysis"]["analysis_errors"] == 1000
 
 
-class Slow:
-    """Delegates to the real detector, slowly: the analysis falls behind."""
+class Held:
+    """Delegates to the real detector once ``gate`` opens: until then the analysis is behind."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, gate: threading.Event):
         self.inner = inner
+        self.gate = gate
 
     def scan(self, ex):
-        time.sleep(0.02)
+        self.gate.wait(60)
         return self.inner.scan(ex)
 
 
 def test_an_analysis_that_falls_behind_defers_flows_and_analyses_them_all(tmp_path, backend):
     port, _, _ = backend
+    gate = threading.Event()
 
-    def slow_audit():
+    def held_audit():
         a = build()
-        a.detector = Slow(a.detector)
+        a.detector = Held(a.detector, gate)
         return a
 
-    with proxy(tmp_path, build_audit=slow_audit, queue_size=2) as (ready, finish):
+    with proxy(tmp_path, build_audit=held_audit, queue_size=2) as (ready, finish):
         conn = http.client.HTTPConnection("127.0.0.1", ready.listen_port, timeout=10)
-        for i in range(30):
-            assert post(conn, f"http://127.0.0.1:{port}/v1/log?i={i}", {"email": EMAIL})[0] == 200
-        conn.close()
+        try:
+            for i in range(30):  # all answered while the analysis is stuck on the first flows
+                assert post(conn, f"http://127.0.0.1:{port}/v1/log?i={i}", {"email": EMAIL})[0] == 200
+        finally:
+            conn.close()
+            gate.set()
         result = finish()
     assert result.deferred > 0
     doc = json.loads(result.findings.read_text())

@@ -10,8 +10,9 @@ one small class per concern, options declared in ``load()``, parsed once in
   arrive piece by piece) to the app as they come, keeping a bounded copy of
   the body for the flow file.
 - :class:`Recorder` appends each completed flow to the flow file at once.
-- :class:`~privaudit.capture.live.LiveAnalysis` analyses recorded flows in a
-  worker thread, annotates them in mitmweb and writes ``findings.json``.
+- :class:`~privaudit.capture.live.LiveAnalysis` analyses the recorded flows
+  in a separate low-priority process that follows the flow file, annotates
+  them in mitmweb and writes ``findings.json``.
 - :class:`Session` keeps ``meta.json`` and the phase marks.
 
 Options::
@@ -64,6 +65,7 @@ from mitmproxy import io as mio
 from mitmproxy import version as mversion
 
 from privaudit.capture.files import open_private_append, replace_private, write_private_json
+from privaudit.capture.flowwrite import RecordWriter
 from privaudit.capture.live import LiveAnalysis
 
 logger = logging.getLogger(__name__)
@@ -261,8 +263,9 @@ class Recorder:
     A flow is written when it is complete: HTTP on ``response``/``error``
     (WebSocket flows on ``websocket_end``), TCP/UDP on ``*_end``/``*_error``,
     DNS on ``dns_response``/``dns_error``. Flows still open at shutdown are
-    written by ``done``. Each flow is serialised with ``mitmproxy.io.FlowWriter``
-    into memory and appended with one ``os.write``, so a killed process loses
+    written by ``done``. Each flow is serialised into memory, exactly as
+    ``mitmproxy.io.FlowWriter`` would (by :mod:`privaudit.capture.flowwrite`,
+    about three times faster), and appended with one ``os.write``, so a killed process loses
     nothing already written; a failed or short write is cut back off the file
     so it stays readable. Write errors are counted and logged, never raised:
     the app's traffic keeps flowing. A flusher thread fsyncs in batches.
@@ -295,6 +298,8 @@ class Recorder:
         self._ws: dict[str, http.HTTPFlow] = {}
         self._last_checkpoint = 0.0
         self._checkpoint_timer = None
+        self.serialise = RecordWriter()
+        """flow -> its flow-file record (``mitmproxy.io.FlowWriter``'s bytes, faster)."""
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -400,9 +405,7 @@ class Recorder:
             return
         try:
             fill_kept_bodies(f)
-            buf = io.BytesIO()
-            mio.FlowWriter(buf).add(f)
-            data = buf.getvalue()
+            data = self.serialise(f)
             offset = self._append(data) if self.fd is not None else None
         except Exception as e:  # never raise into mitmproxy: count, log, keep proxying
             self.write_errors += 1

@@ -1,19 +1,28 @@
 """Live analysis during a capture, never on mitmproxy's event loop.
 
 The :class:`~privaudit.capture.addon.Recorder` appends each completed flow to
-the flow file and hands :class:`LiveAnalysis` only the flow's place in it
-(index, byte offset, length) through a bounded queue: nothing on the event
-loop waits for the analysis, and the queue holds no flow bodies. A worker
-thread takes each place and has a separate, lower-priority process read the
-flow back from the file (from the page cache, as ``privaudit analyze`` would
-read it) and scan it; the thread feeds the result to the shared
-:class:`privaudit.audit.Audit`. Scanning in a process, not the thread, keeps
-it from holding the interpreter lock the proxy needs. When the queue is full the flow is
-*deferred*: its place is remembered and the worker reads it later, so no flow
-is ever dropped. An exception anywhere in the analysis is counted
-(``coverage.analysis_errors``) and never reaches the traffic.
+the flow file. By default a separate, lowest-priority process (the *scanner*)
+follows that file the way ``tail -f`` does: it reads the flows the recorder
+has written (from the page cache, as ``privaudit analyze`` would read them),
+scans them and keeps the whole :class:`privaudit.audit.Audit`. The proxy
+process does no analysis work: for each recorded flow it only moves a shared
+"written up to byte N" mark (one store into shared memory), so the scanner
+never reads a record still being written. What the scanner finds comes back
+over a pipe a few times a second as the dashboard's counters (and, under
+mitmweb, the findings to show on flows); at the end it writes the findings
+document itself. Under load the scanner falls behind (the dashboard lags;
+``queued`` says by how many flows) and catches up when the traffic pauses or
+the capture ends; no flow is skipped.
 
-What the analysis finds goes three ways: counters for the dashboard
+With a custom ``build_audit`` (tests, embedders), or without a flow file, a
+worker thread in the proxy process analyses instead: the recorder hands it
+each flow's place in the file (or, without a file, its bytes) through a
+bounded queue; when the queue is full the flow is *deferred*: its place is
+remembered and the worker reads it later, so no flow is ever dropped.
+
+An exception anywhere in the analysis is counted
+(``coverage.analysis_errors``) and never reaches the traffic. What the
+analysis finds goes three ways: counters for the dashboard
 (:meth:`LiveAnalysis.snapshot`), comments and marks on the flows mitmweb
 shows (set on the event loop, only on flows still in its view), and at the
 end the findings document (``findings.json``).
@@ -35,7 +44,7 @@ from mitmproxy import ctx, exceptions, hooks
 
 logger = logging.getLogger(__name__)
 
-#: Flows waiting for the analysis before new ones are deferred (read back later).
+#: Flows waiting for the worker thread before new ones are deferred (read back later).
 QUEUE_SIZE = 1024
 
 #: At the end of a capture the analysis catches up with what is still queued;
@@ -48,25 +57,23 @@ COMMENT_FINDINGS = 8
 
 _SEVERE = ("high", "critical")
 
-#: Flows handed to the analysis process in one call, at most.
-BATCH_MAX = 256
-#: Pause after each batch, so that flows queue up into the next one.
-BATCH_PAUSE = 0.05
+#: Niceness of the scanner process: under load the kernel gives the proxy (and
+#: the app's traffic) the CPU first; the scanner catches up when there is time.
+ANALYSIS_NICE = 19
 
-#: Niceness of the analysis process: under load the kernel gives the proxy the
-#: CPU first; the analysis catches up (or defers) instead of slowing traffic.
-ANALYSIS_NICE = 10
-
-
-def _init_scanner(rules_dirs: list[str], canaries: str | None) -> None:
-    """Runs in the analysis process: lower priority, then load rules and canaries once."""
-    try:
-        os.nice(ANALYSIS_NICE)
-    except OSError:  # pragma: no cover - not permitted: run at normal priority
-        pass
-    from privaudit.parallel import _init_worker
-
-    _init_worker(rules_dirs, canaries, False)
+#: How long the idle scanner waits before it looks for new flows again.
+SCANNER_POLL = 0.02
+#: The scanner sends the dashboard's counters at most this often.
+SCANNER_REPORT = 0.25
+#: Bytes of the flow file the scanner reads at a time (a longer record is read whole).
+SCANNER_CHUNK = 1 << 20
+#: Flows recorded per second above which the scanner yields to the traffic: it
+#: then analyses at most :data:`BUSY_BATCH` flows every :data:`BUSY_PAUSE`
+#: seconds (the dashboard lags) and catches up at full speed once the traffic
+#: slows down, or at the end of the capture.
+BUSY_RATE = 50.0
+BUSY_BATCH = 8
+BUSY_PAUSE = 0.1
 
 
 def read_exchange(raw: bytes, index: int, source: str):
@@ -86,51 +93,238 @@ def read_exchange(raw: bytes, index: int, source: str):
     return flow_to_exchange(flow, index, source=source), flow.id
 
 
-def _scan_records(source: str, items: list) -> list:
-    """Runs in the analysis process: :func:`_scan_record` for each queued (index, offset, length, data)."""
-    return [_scan_record(index, source, offset, length, data) for index, offset, length, data in items]
+# --- the scanner process ----------------------------------------------------------------
 
 
-def _scan_record(index: int, source: str, offset: int | None, length: int, raw: bytes | None):
-    """Runs in the analysis process: read one flow back, scan it.
+def scanner_main(conn, path: str, written, settings: dict) -> None:
+    """The scanner process: follows the flow file ``path`` up to ``written[0]``
+    (bytes of whole records; ``written[1]`` counts the flows recorded, which
+    tells how busy the proxy is) and analyses every flow.
 
-    Returns ("read", error text) if the flow cannot be read, else
-    ("ok", exchange without bodies, flow id, findings or None, scan error or None).
+    Messages to the proxy on ``conn``: ``("ready", rules digest)``,
+    ``("build_error", text)``, ``("crashed", text)``, ``("stats", report)``,
+    ``("done", report)``. From the proxy: ``("finish", {...})``. It ends after
+    ``done``, or when the proxy is gone (``conn`` closed).
     """
-    from privaudit import parallel
+    import signal
 
+    # Ctrl-C in a terminal reaches the whole process group: the proxy says when to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _lower_priority(0)
     try:
-        if raw is None:
-            with open(source, "rb") as f:
-                raw = os.pread(f.fileno(), length, offset)
-        ex, flow_id = read_exchange(raw, index, source)
-    except Exception as e:
-        return ("read", f"{type(e).__name__}: {e}")
+        _Scanner(conn, path, written, settings).run()
+    except (EOFError, OSError) as e:  # the proxy is gone (or the pipe with it): nobody to report to
+        logger.debug("privaudit scanner: %s", e)
+
+
+def _lower_priority(pid: int) -> None:
+    """Gives process ``pid`` (0: this one) the niceness :data:`ANALYSIS_NICE`, if it has less."""
     try:
-        found, err = parallel._DETECTOR.scan(ex), None
-    except Exception as e:
-        found, err = None, f"{type(e).__name__}: {e}"
-    return ("ok", _slim(ex), flow_id, found, err)
+        if os.getpriority(os.PRIO_PROCESS, pid) < ANALYSIS_NICE:
+            os.setpriority(os.PRIO_PROCESS, pid, ANALYSIS_NICE)
+    except (OSError, AttributeError):  # pragma: no cover - not permitted, or not POSIX: normal priority
+        pass
 
 
-def _slim(ex):
-    """The Exchange without bodies: all the audit keeps, cheap to send back from the process."""
-    from dataclasses import replace
+class _Scanner:
+    """The scanner process's state (see :func:`scanner_main`)."""
 
-    req = replace(ex.request, body=b"") if ex.request is not None else None
-    resp = replace(ex.response, body=b"") if ex.response is not None else None
-    ws = tuple(replace(m, content=b"") for m in ex.websocket)
-    return replace(ex, request=req, response=resp, websocket=ws)
+    def __init__(self, conn, path: str, written, settings: dict) -> None:
+        self.conn = conn
+        self.path = path
+        self.written = written
+        self.settings = settings
+        self.annotate = bool(settings.get("annotate"))
+        self.own_regs = frozenset(settings.get("own_regs") or ())
+        self.audit: Any = None
+        self.stats = _Stats()
+        self.pos = 0
+        self.index = 0
+        self.analysed = 0
+        self.read_errors = 0
+        self.notes: list = []
+        self.last_report = 0.0
+        self.dirty = True
+        self.rate = 0.0
+        self._rate_at = (time.monotonic(), 0)
+
+    def run(self) -> None:
+        s = self.settings
+        try:
+            from privaudit.audit import build
+
+            self.audit = build(
+                rules_dirs=s.get("rules_dirs") or (),
+                canaries_path=s.get("canaries"),
+                geoip_paths=s.get("geoip") or (),
+                own_domains=s.get("own_domains") or (),
+            )
+        except Exception as e:
+            self.conn.send(("build_error", f"{type(e).__name__}: {e}"))
+            return
+        self.conn.send(("ready", getattr(self.audit, "rules_digest", None)))
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            self.conn.send(("crashed", f"{type(e).__name__}: {e}"))
+            return
+        try:
+            finish = self._follow(fd)
+        except Exception as e:  # e.g. the file was cut short under us
+            self.conn.send(("crashed", f"{type(e).__name__}: {e}"))
+            return
+        finally:
+            os.close(fd)
+        self._report("stats")
+        self.conn.send(("done", self._finish(finish)))
+
+    def _follow(self, fd: int) -> dict:
+        """Analyses flows as they are written until the proxy says ``finish``
+        and everything up to its last byte is analysed; returns its message."""
+        finish: dict | None = None
+        while True:
+            end = self.written[0] if finish is None else finish["end"]
+            busy = finish is None and self._busy()
+            progressed = self.pos < end and self._step(fd, end, BUSY_BATCH if busy else None)
+            if finish is not None and (self.pos >= end or not progressed):
+                return finish
+            if self.dirty and (not progressed or time.monotonic() - self.last_report >= SCANNER_REPORT):
+                self._report("stats")
+            if self.conn.poll(SCANNER_POLL if not progressed else BUSY_PAUSE if busy else 0):
+                msg = self.conn.recv()  # EOFError when the proxy is gone
+                if msg[0] == "finish":
+                    finish = msg[1]
+
+    def _busy(self) -> bool:
+        """Is the proxy recording more than :data:`BUSY_RATE` flows a second?"""
+        now = time.monotonic()
+        at, n = self._rate_at
+        if now - at >= 0.2:
+            flows = self.written[1]
+            self.rate = (flows - n) / (now - at)
+            self._rate_at = (now, flows)
+        return self.rate > BUSY_RATE
+
+    def _step(self, fd: int, end: int, limit: int | None = None) -> bool:
+        """Analyses the whole records in the next chunk before ``end`` (at most ``limit``)."""
+        buf = os.pread(fd, min(end - self.pos, SCANNER_CHUNK if limit is None else SCANNER_CHUNK // 16), self.pos)
+        p = 0
+        done = 0
+        while p < len(buf) and (limit is None or done < limit):
+            colon = buf.find(b":", p, p + 13)
+            if colon <= p or not buf[p:colon].isdigit():
+                if len(buf) - p < 13 and self.pos + len(buf) < end:
+                    break  # the length prefix runs past this chunk
+                raise ValueError(f"{self.path}: no flow record at byte {self.pos + p}")
+            stop = colon + 1 + int(buf[p:colon]) + 1
+            if stop > len(buf):
+                if p == 0 and self.pos + stop <= end:  # longer than a chunk: read it whole
+                    buf = os.pread(fd, stop, self.pos)
+                    if len(buf) < stop:
+                        raise ValueError(f"{self.path}: the record at byte {self.pos} is cut short")
+                    continue
+                break
+            self._analyse(self.index, buf[p:stop])
+            self.index += 1
+            done += 1
+            p = stop
+            if time.monotonic() - self.last_report >= SCANNER_REPORT:
+                self._report("stats")
+        self.pos += p
+        return p > 0
+
+    def _analyse(self, index: int, raw: bytes) -> None:
+        audit = self.audit
+        try:
+            ex, flow_id = read_exchange(raw, index, self.path)
+        except Exception as e:
+            self.read_errors += 1
+            self._failed(index, "could not be read back for analysis", f"{type(e).__name__}: {e}")
+            return
+        try:
+            found = audit.add(ex)
+        except Exception as e:
+            self._failed(index, "analysis failed", f"{type(e).__name__}: {e}")
+            return
+        self.analysed += 1
+        self.dirty = True
+        try:
+            self.stats.add(ex, found, audit, self.own_regs)
+        except Exception as e:  # pragma: no cover - the dashboard's counters are best effort
+            logger.debug("privaudit: dashboard counters: %s", e)
+        if found and self.annotate:
+            self.notes.append((flow_id, [f.to_json() for f in found]))
+
+    def _failed(self, index: int, what: str, detail: str) -> None:
+        msg = f"flow {index}: {what}: {detail}"
+        self.audit.analysis_errors += 1
+        self.audit.warnings.append(msg)
+        self.stats.error(msg)
+        self.dirty = True
+
+    def counters(self) -> dict:
+        audit = self.audit
+        return {
+            "flows_analysed": self.analysed,
+            "read_errors": self.read_errors,
+            "analysis_errors": audit.analysis_errors,
+            "findings": len(audit.findings),
+            "flows_seen": self.index,
+        }
+
+    def _report(self, kind: str) -> None:
+        notes, self.notes = self.notes, []
+        self.conn.send((kind, {"counters": self.counters(), "stats": self.stats.snapshot(), "notes": notes}))
+        self.last_report = time.monotonic()
+        self.dirty = False
+
+    def _finish(self, finish: dict) -> dict:
+        """Writes the findings document (if asked); what the proxy learns of it."""
+        out: dict = {"counters": self.counters(), "document": None, "problem": None}
+        path = finish.get("findings_path")
+        if self.pos < finish["end"]:
+            out["problem"] = f"the analysis stopped at byte {self.pos} of {finish['end']}"
+            return out
+        try:
+            from privaudit.audit import dump_document
+            from privaudit.fsutil import atomic_text_writer
+            from privaudit.source import file_sha256
+
+            inputs = [{"path": self.path, "sha256": file_sha256(Path(self.path)), "format": "mitm",
+                       "flows": finish.get("flows", self.index)}]
+            doc = self.audit.document(inputs)
+            doc["phases"] = list(finish.get("phases") or ())
+            if path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                with atomic_text_writer(Path(path)) as f:
+                    dump_document(doc, f)
+            out["document"] = {"flows_analyzed": doc.get("flows_analyzed"), "findings": len(doc["findings"]),
+                               "path": path}
+        except Exception as e:  # the flow file is safe; findings can be made again with `privaudit analyze`
+            out["problem"] = f"could not write the findings document {path}: {type(e).__name__}: {e}"
+        return out
+
+
+class _RemoteAudit:
+    """What the proxy process knows of the scanner's audit (``LiveAnalysis.audit``
+    in scanner mode): its counters, not its findings."""
+
+    def __init__(self, rules_digest: str | None) -> None:
+        self.rules_digest = rules_digest
+        self.analysis_errors = 0
+        self.findings_count = 0
+        self.warnings: list[str] = []
 
 
 class LiveAnalysis:
-    """mitmproxy addon: analyses each recorded flow off the event loop (a worker
-    thread that hands the scanning to a lower-priority process).
+    """mitmproxy addon: analyses each recorded flow off the event loop: in the
+    scanner process (default), or in a worker thread (a custom ``build_audit``,
+    or no flow file).
 
-    ``build_audit`` makes the :class:`~privaudit.audit.Audit` the worker fills
-    (default: :func:`privaudit.audit.build` with the session's canaries, own
-    domains, extra rules and GeoIP files); it runs in the worker, so loading
-    rules never delays the proxy.
+    ``build_audit`` makes the :class:`~privaudit.audit.Audit` the worker thread
+    fills; by default :func:`privaudit.audit.build` with the session's
+    canaries, own domains, extra rules and GeoIP files runs in the scanner
+    process. Either way loading rules never delays the proxy.
     """
 
     def __init__(self, build_audit: Callable[[], Any] | None = None, queue_size: int = QUEUE_SIZE) -> None:
@@ -144,9 +338,12 @@ class LiveAnalysis:
         self.recorder: Any = None
         self.session: Any = None
         self.audit: Any = None
+        """The audit the worker thread fills; in scanner mode a :class:`_RemoteAudit` with its counters."""
         self.rules_digest: str | None = None
         self.build_error: str | None = None
         self.document: dict | None = None
+        """The findings document; in scanner mode (which writes it itself) a summary:
+        ``flows_analyzed``, ``findings`` (a count) and ``path``."""
         # counters (written by the loop: deferred/not_analysed; by the worker: the rest)
         self.analysed = 0
         self.deferred_total = 0
@@ -162,9 +359,16 @@ class LiveAnalysis:
         self._stats = _Stats()
         self._finished = False
         self.crashed: str | None = None
-        self._pool: Any = None
         self.problem: str | None = None
         """Why there is no findings document at the end, if there is none."""
+        # scanner mode
+        self._proc: Any = None
+        self._conn: Any = None
+        self._written: Any = None
+        self._remote: dict = {}
+        self._progress = 0
+        self._done = threading.Event()
+        self._result: dict | None = None
 
     def attach(self, recorder) -> None:
         self.recorder = recorder
@@ -190,6 +394,11 @@ class LiveAnalysis:
         opts = ctx.options
         if "privaudit_live" in updated:
             self.enabled = bool(opts.privaudit_live)
+            rec = self.recorder
+            if rec is not None and not self.enabled and self.offer in rec.listeners:
+                rec.listeners.remove(self.offer)  # recording only: nothing to hand over
+            elif rec is not None and self.enabled and self.offer not in rec.listeners:
+                rec.listeners.append(self.offer)
         if "privaudit_annotate" in updated:
             self.annotate = bool(opts.privaudit_annotate)
         if "privaudit_findings_file" in updated:
@@ -223,6 +432,13 @@ class LiveAnalysis:
             canaries = Path(c).expanduser() if c else None
         self._own_regs = frozenset(_reg(d.removeprefix("*.")) for d in own)
         rec = self.recorder
+        if self.build_audit is None and rec is not None and rec.path is not None and rec.fd is not None:
+            try:
+                self._start_scanner(canaries, own)
+                return
+            except Exception as e:  # pragma: no cover - no process support: analyse in a thread
+                logger.warning("privaudit: analysis process unavailable (%s); analysing in a thread", e)
+                self._proc = self._conn = self._written = None
         if rec is not None and rec.existing:
             # flows already in the file (a session resumed into the same folder)
             self._deferred.append(("range", 0, rec.existing_bytes, None))
@@ -237,7 +453,14 @@ class LiveAnalysis:
     # --- hand-over (event loop) ------------------------------------------------------
 
     def offer(self, index: int, flow_id: str, offset: int | None, data: bytes) -> None:
-        """A flow was recorded: queue it for analysis without ever blocking."""
+        """A flow was recorded: let the scanner read it, or queue it for the
+        worker thread, without ever blocking."""
+        written = self._written
+        if written is not None:
+            if offset is not None:
+                written[0] = offset + len(data)
+                written[1] += 1
+            return
         if not self.enabled or self._finished or self.build_error or self.crashed:
             return
         item = (index, offset, len(data), data if offset is None else None)
@@ -258,6 +481,8 @@ class LiveAnalysis:
             return self.document
         self._finished = True
         self._stop.set()
+        if self._proc is not None:
+            return self._finish_scanner(timeout)
         if self._thread is not None and not self._join(timeout):
             self.problem = f"the analysis got stuck after {self.analysed} flows"
             logger.error("privaudit: %s; no findings document was written: run `privaudit analyze` on the audit "
@@ -293,6 +518,134 @@ class LiveAnalysis:
                 return False
         return True
 
+    # --- the scanner process (proxy side) --------------------------------------------
+
+    def _start_scanner(self, canaries: Path | None, own_domains: tuple[str, ...]) -> None:
+        """Starts the scanner process on the recorder's flow file (see :func:`scanner_main`)."""
+        import multiprocessing
+
+        # spawn, not fork: mitmproxy's threads and event loop must not be copied mid-flight
+        mp = multiprocessing.get_context("spawn")
+        rec = self.recorder
+        view = self._master.addons.get("view") if self._master is not None else None
+        settings = {
+            "rules_dirs": [str(d) for d in self.rules_dirs],
+            "canaries": str(canaries) if canaries else None,
+            "geoip": [str(g) for g in self.geoip],
+            "own_domains": [d.removeprefix("*.") for d in own_domains],
+            "own_regs": sorted(self._own_regs),
+            "annotate": self.annotate and view is not None,  # no view (mitmdump): nothing to show them on
+        }
+        # [bytes of whole records (appends are cut back on errors), flows recorded]
+        written = mp.RawArray("q", [os.fstat(rec.fd).st_size, 0])
+        here, there = mp.Pipe(duplex=True)
+        proc = mp.Process(target=scanner_main, args=(there, str(rec.path), written, settings),
+                          name="privaudit-scanner", daemon=True)
+        proc.start()
+        there.close()
+        _lower_priority(proc.pid)  # at once, before the child's own imports compete with the traffic
+        self._proc, self._conn, self._written = proc, here, written
+        self._thread = threading.Thread(target=self._listen, name="privaudit-scanner-reports", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        """Takes the scanner's reports (a thread: blocked in recv, it costs the loop nothing)."""
+        conn = self._conn
+        try:
+            while True:
+                try:
+                    kind, payload = conn.recv()
+                except (TypeError, ValueError) as e:  # closed by _stop_scanner meanwhile
+                    raise EOFError(str(e)) from e
+                if kind == "ready":
+                    self.audit = _RemoteAudit(payload)
+                    self.rules_digest = payload
+                    self._call_on_loop(self._session_write)
+                elif kind in ("stats", "done"):
+                    self._take_report(payload)
+                    if kind == "done":
+                        self._result = payload
+                        return
+                elif kind == "build_error":
+                    self.build_error = payload
+                    logger.error("privaudit: live analysis is off (%s); `privaudit analyze` the audit folder "
+                                 "afterwards", payload)
+                    return
+                elif kind == "crashed":
+                    self.crashed = payload
+                    logger.error("privaudit: live analysis stopped (%s); `privaudit analyze` the audit folder "
+                                 "afterwards", payload)
+                    return
+        except (EOFError, OSError):
+            if not self.crashed and not self.build_error:
+                code = self._proc.exitcode if self._proc is not None else None
+                self.crashed = f"the analysis process ended unexpectedly (exit code {code})"
+                logger.error("privaudit: %s; `privaudit analyze` the audit folder afterwards", self.crashed)
+        finally:
+            self._done.set()
+
+    def _take_report(self, report: dict) -> None:
+        c = report["counters"]
+        if "stats" in report:
+            self._remote = report["stats"]
+        self.analysed = c["flows_analysed"]
+        self.read_errors = c["read_errors"]
+        if self.audit is not None:
+            self.audit.analysis_errors = c["analysis_errors"]
+            self.audit.findings_count = c["findings"]
+        self._progress = c["flows_seen"]
+        notes = report.get("notes")
+        if notes:
+            self._call_on_loop(self._annotate_many, notes)
+
+    def _finish_scanner(self, timeout: float | None) -> dict | None:
+        """Tells the scanner where the flow file ends; waits while it makes progress."""
+        rec = self.recorder
+        if not self._done.is_set():
+            try:
+                self._conn.send(("finish", {
+                    "end": self._written[0],
+                    "flows": rec.count if rec is not None else None,
+                    "phases": list(self.session.phases) if self.session is not None else [],
+                    "findings_path": str(self.findings_path) if self.findings_path is not None else None,
+                }))
+            except OSError:  # it is gone; _listen says why
+                pass
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._done.is_set():
+            before = self._progress
+            wait = STALL_SECONDS if deadline is None else min(STALL_SECONDS, max(0.0, deadline - time.monotonic()))
+            if self._done.wait(wait):
+                break
+            if self._progress == before or (deadline is not None and time.monotonic() >= deadline):
+                self.problem = f"the analysis got stuck after {self.analysed} flows"
+                logger.error("privaudit: %s; no findings document was written: run `privaudit analyze` on the "
+                             "audit folder", self.problem)
+                break
+        self._stop_scanner()
+        result = self._result
+        if result is None:
+            self.problem = self.problem or self.build_error or self.crashed or "the live analysis did not start"
+            return None
+        self.document = result["document"]
+        if self.document is None:
+            self.problem = result["problem"] or "no findings document"
+            logger.error("privaudit: %s", self.problem)
+        return self.document
+
+    def _stop_scanner(self) -> None:
+        proc, self._written = self._proc, None
+        if proc is None:
+            return
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+        try:
+            self._conn.close()
+        except OSError:  # pragma: no cover
+            pass
+
     # --- the worker thread -------------------------------------------------------------
 
     def _work(self, canaries: Path | None, own_domains: tuple[str, ...]) -> None:
@@ -314,8 +667,6 @@ class LiveAnalysis:
             return
         self.audit = audit
         self.rules_digest = getattr(audit, "rules_digest", None)
-        if self.build_audit is None:
-            self._start_scanner(canaries)
         self._call_on_loop(self._session_write)
         fd: int | None = None
         try:
@@ -329,22 +680,6 @@ class LiveAnalysis:
                     fd = os.open(self.recorder.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
                 if item[0] == "range":
                     self._analyse_range(fd, item[1], item[2])
-                elif self._pool is not None:
-                    # Flows that queued up meanwhile go to the process in one call:
-                    # one wake-up of the pool's threads per batch, not per flow, so
-                    # the interpreter lock the proxy needs changes hands rarely.
-                    batch = [item]
-                    while len(batch) < BATCH_MAX:
-                        try:
-                            nxt = self.queue.get_nowait()
-                        except queue.Empty:
-                            break
-                        if nxt[0] == "range":
-                            self._deferred.appendleft(nxt)
-                            break
-                        batch.append(nxt)
-                    self._analyse_batch(fd, batch)
-                    time.sleep(BATCH_PAUSE)
                 else:
                     self._analyse(fd, *item)
         except Exception as e:  # e.g. the flow file cannot be opened for reading
@@ -353,27 +688,6 @@ class LiveAnalysis:
         finally:
             if fd is not None:
                 os.close(fd)
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _start_scanner(self, canaries: Path | None) -> None:
-        """The default analysis scans in a separate, lower-priority process: a
-        thread would hold the interpreter lock the proxy needs and halve its
-        throughput. A custom ``build_audit`` (tests, embedders) scans in this thread."""
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        try:
-            # spawn, not fork: mitmproxy's threads and event loop must not be copied mid-flight
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_scanner,
-                initargs=([str(d) for d in self.rules_dirs], str(canaries) if canaries else None),
-            )
-        except Exception as e:  # pragma: no cover - no process support: scan in this thread
-            logger.warning("privaudit: analysis process unavailable (%s); analysing in a thread", e)
-            self._pool = None
 
     def _next(self):
         while True:
@@ -410,52 +724,24 @@ class LiveAnalysis:
         except Exception as e:
             self._failed(n, "could not be read back for analysis", f"{type(e).__name__}: {e}")
 
-    def _analyse_batch(self, fd: int | None, items: list) -> None:
-        """Scans (index, offset, length, data) items in the analysis process, or
-        in this thread when there is none (a custom ``build_audit``, or the
-        process died), and feeds each result on."""
-        source = str(self.recorder.path) if self.recorder and self.recorder.path else ""
-        if self._pool is not None:
-            try:
-                results = self._pool.submit(_scan_records, source, items).result()
-            except Exception as e:  # the process died: go on in this thread
-                logger.warning("privaudit: analysis process failed (%s); analysing in a thread", e)
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
-                results = None
-            if results is not None:
-                for it, res in zip(items, results):
-                    self._take(it[0], res)
-                return
-        for index, offset, length, data in items:
-            try:
-                raw = data if data is not None else os.pread(fd, length, offset)  # type: ignore[arg-type]
-                ex, flow_id = read_exchange(raw, index, source)
-            except Exception as e:
-                self._take(index, ("read", f"{type(e).__name__}: {e}"))
-                continue
-            # found=None: audit.add scans here, counting the detector's own exceptions
-            self._take(index, ("ok", ex, flow_id, None, None))
-
     def _analyse(self, fd: int | None, index: int, offset: int | None, length: int, data: bytes | None) -> None:
-        self._analyse_batch(fd, [(index, offset, length, data)])
-
-    def _take(self, index: int, res: tuple) -> None:
-        """Feeds one scan result to the audit, the dashboard and mitmweb."""
-        audit = self.audit
-        if res[0] == "read":
-            self.read_errors += 1
-            self._failed(index, "could not be read back for analysis", res[1])
-            return
-        _, ex, flow_id, found, err = res
+        """Reads one flow back (or takes its bytes), scans it and feeds the result on."""
+        source = str(self.recorder.path) if self.recorder and self.recorder.path else ""
         try:
-            found = audit.add(ex, found, err)
+            raw = data if data is not None else os.pread(fd, length, offset)  # type: ignore[arg-type]
+            ex, flow_id = read_exchange(raw, index, source)
+        except Exception as e:
+            self.read_errors += 1
+            self._failed(index, "could not be read back for analysis", f"{type(e).__name__}: {e}")
+            return
+        try:
+            found = self.audit.add(ex)  # scans here, counting the detector's own exceptions
         except Exception as e:
             self._failed(index, "analysis failed", f"{type(e).__name__}: {e}")
             return
         self.analysed += 1
         try:
-            self._stats.add(ex, found, audit, self._own_regs)
+            self._stats.add(ex, found, self.audit, self._own_regs)
         except Exception as e:  # pragma: no cover - the dashboard's counters are best effort
             logger.debug("privaudit: dashboard counters: %s", e)
         if found and self.annotate:
@@ -484,6 +770,10 @@ class LiveAnalysis:
         if self.session is not None:
             self.session.write(self.session.ended)
 
+    def _annotate_many(self, notes: list) -> None:
+        for flow_id, findings in notes:
+            self._annotate(flow_id, findings)
+
     def _annotate(self, flow_id: str, findings: list[dict]) -> None:
         """Comment and mark a flow mitmweb still shows (safe: looked up by id)."""
         master = self._master
@@ -502,11 +792,19 @@ class LiveAnalysis:
 
     def counters(self) -> dict:
         audit = self.audit
+        remote = self._proc is not None
+        if remote:
+            rec = self.recorder
+            queued = max(0, (rec.count if rec is not None else 0) - self._progress)
+            findings = audit.findings_count if audit is not None else 0
+        else:
+            queued = self.queue.qsize()
+            findings = len(audit.findings) if audit is not None else 0
         return {
             "flows_analysed": self.analysed,
             "analysis_errors": audit.analysis_errors if audit is not None else 0,
-            "findings": len(audit.findings) if audit is not None else 0,
-            "queued": self.queue.qsize(),
+            "findings": findings,
+            "queued": queued,
             "deferred": self.deferred_total,
             "deferred_pending": len(self._deferred),
             "not_analysed": self.not_analysed,
@@ -517,7 +815,7 @@ class LiveAnalysis:
     def snapshot(self) -> dict:
         """A consistent copy of everything the dashboard shows (thread-safe)."""
         rec, session = self.recorder, self.session
-        snap = self._stats.snapshot()
+        snap = dict(self._remote) if self._proc is not None and self._remote else self._stats.snapshot()
         snap.update(self.counters())
         snap["enabled"] = self.enabled
         snap["ready"] = self.audit is not None

@@ -96,6 +96,9 @@ def finding_dicts(ex: Exchange, found: Sequence[Finding]) -> list[dict]:
     return out
 
 
+from json.encoder import encode_basestring as _json_str  # noqa: E402 - json's C string encoder (ensure_ascii=False)
+
+
 class Encoded(NamedTuple):
     """A flow's findings as the document's JSON lines, plus what the audit's
     counters need of them. Worker processes send these: strings pickle and
@@ -108,12 +111,40 @@ class Encoded(NamedTuple):
 
 
 def encode_findings(ex: Exchange, found: Sequence[Finding]) -> Encoded:
-    dumps = json.dumps
-    ds = finding_dicts(ex, found)
-    return Encoded(
-        [dumps(d, ensure_ascii=False) for d in ds],
-        [d["category"] for d in ds if d["side"] == "request"],
-    )
+    """The findings as the document's JSON lines: exactly
+    ``json.dumps(finding_dicts(...)[i], ensure_ascii=False)``, written with
+    json's own C string encoder and no dict in between (3x faster)."""
+    if not found:
+        return Encoded([], [])
+    try:
+        return _encode_fast(ex, found)
+    except (TypeError, AttributeError):  # a field of an unexpected type: the general road
+        dumps = json.dumps
+        ds = finding_dicts(ex, found)
+        return Encoded(
+            [dumps(d, ensure_ascii=False) for d in ds],
+            [d["category"] for d in ds if d["side"] == "request"],
+        )
+
+
+def _encode_fast(ex: Exchange, found: Sequence[Finding]) -> Encoded:
+    q = _json_str
+    ts = iso(ex.timestamp_start)
+    tail = f', "timestamp": {"null" if ts is None else q(ts)}, "tls": {"true" if ex.tls is True else "false"}}}'
+    lines: list[str] = []
+    cats: list[str] = []
+    for f in found:
+        if type(f.flow_index) is not int or (ex.tls is not True and ex.tls is not False):
+            raise TypeError("unexpected field type")
+        enc = "null" if f.encoding is None else q(f.encoding)
+        lines.append(
+            f'{{"flow_index": {f.flow_index}, "host": {q(f.host)}, "side": {q(f.side)}, '
+            f'"category": {q(f.category)}, "rule": {q(f.rule)}, "method": {q(f.method)}, "encoding": {enc}, '
+            f'"location": {q(f.location)}, "severity": {q(f.severity)}, "evidence": {q(f.evidence)}' + tail
+        )
+        if f.side == "request":
+            cats.append(f.category)
+    return Encoded(lines, cats)
 
 
 def renumber(enc: Encoded, index: int) -> Encoded:

@@ -159,3 +159,21 @@ def test_a_broken_findings_document_is_an_input_error(tmp_path):
     with pytest.raises(InputError):
         doc = audit.load_document(path)
         list(doc["findings"])
+
+
+def test_encoded_findings_are_exactly_json_dumps_of_the_dicts():
+    """The fast JSON lines equal json.dumps of finding_dicts, hostile strings included."""
+    from privaudit.model import Exchange, Finding
+
+    nasty = ['q"uote', "back\\slash", "ctl\x00\x1f\x7f", "line\nbreak\ttab", "한국어 中文 😀", "\u2028\u2029", ""]
+    for tls in (True, False):
+        for ts in (None, 1732780993.6437042):
+            ex = Exchange(index=3, kind="http", host=nasty[4], tls=tls, timestamp_start=ts)
+            found = [
+                Finding(3, h, side, "email", "rule." + h, "key", enc, "request.body $." + h, "high", h)
+                for h in nasty
+                for side, enc in (("request", None), ("response", "base64+json"))
+            ]
+            enc = audit.encode_findings(ex, found)
+            assert enc.lines == [json.dumps(d, ensure_ascii=False) for d in audit.finding_dicts(ex, found)]
+            assert enc.request_categories == ["email"] * len(nasty)

@@ -232,11 +232,13 @@ class FindingsFile:
         return self.count
 
     def lines(self):
-        with open(self.path, "rb") as f:
+        from itertools import islice
+
+        with open(self.path, "rb", buffering=1 << 20) as f:
             f.seek(self.offset)
-            for _ in range(self.count):
-                line = f.readline().rstrip(b"\r\n")
-                yield (line[:-1] if line.endswith(b",") else line).strip().decode("utf-8")
+            for line in islice(f, self.count):
+                line = line.strip()
+                yield (line[:-1] if line.endswith(b",") else line).decode("utf-8")
 
     def __iter__(self):
         # Parsed a thousand lines at a time as one JSON array: json shares the

@@ -36,40 +36,85 @@ def document_sha256(doc: Mapping) -> str:
     Hashed piece by piece, each top-level list item on its own, with exactly
     :func:`canonical_json`'s bytes: a 100k-flow document's canonical JSON is
     a few hundred MB as one string, which this never holds."""
-    h = hashlib.sha256()
     if not isinstance(doc, dict) or not all(type(k) is str for k in doc):
-        h.update(canonical_json(doc))  # keys json.dumps would convert: leave the ordering to it
-        return h.hexdigest()
-    encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-    h.update(b"{")
-    for i, key in enumerate(sorted(doc)):
-        value = doc[key]
-        h.update((b"," if i else b"") + encode(key).encode("utf-8") + b":")
-        if type(value) is list and value:
-            h.update(b"[")
-            for start in range(0, len(value), _CHUNK):
-                # A slice encodes as "[a,b,...]": the items exactly as in the whole list.
-                chunk = encode(value[start:start + _CHUNK])[1:-1]
-                h.update((b"," if start else b"") + chunk.encode("utf-8"))
-            h.update(b"]")
-        elif _is_stream(value):
-            # Findings streamed from disk (or the audit's spool): hashed as the
-            # list they stand for, a chunk at a time.
-            h.update(b"[")
-            first = True
-            chunk: list = []
-            for item in value:
-                chunk.append(item)
-                if len(chunk) == _CHUNK:
+        return hashlib.sha256(canonical_json(doc)).hexdigest()  # keys json.dumps would convert: its ordering
+    return DocumentHasher(doc).hexdigest()
+
+
+class DocumentHasher:
+    """:func:`document_sha256` of a dict whose findings (a stream: read from
+    disk, or the audit's spool) are :meth:`feed`-ed by whoever reads them
+    anyway, so a report parses them once, not once more for the hash.
+
+    Without :meth:`feed`, :meth:`hexdigest` reads the stream itself."""
+
+    def __init__(self, doc: dict, stream_key: str | None = None):
+        self.h = hashlib.sha256()
+        self.encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+        self.doc = doc
+        keys = sorted(doc)
+        self.stream_key = stream_key if stream_key in doc and _is_stream(doc.get(stream_key)) else None
+        self.fed = False
+        self.chunk: list = []
+        self.first = True
+        self.h.update(b"{")
+        self.rest = keys
+        if self.stream_key is not None:
+            i = keys.index(self.stream_key)
+            self._keys(keys[:i], 0)
+            self.h.update((b"," if i else b"") + self.encode(self.stream_key).encode("utf-8") + b":[")
+            self.rest = keys[i + 1:]
+            self._after = i + 1
+
+    def feed(self, item) -> None:
+        self.fed = True
+        self.chunk.append(item)
+        if len(self.chunk) == _CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.chunk:
+            # A slice encodes as "[a,b,...]": the items exactly as in the whole list.
+            self.h.update((b"" if self.first else b",") + self.encode(self.chunk)[1:-1].encode("utf-8"))
+            self.first, self.chunk = False, []
+
+    def _keys(self, keys: list[str], start: int) -> None:
+        h, encode = self.h, self.encode
+        for i, key in enumerate(keys, start):
+            value = self.doc[key]
+            h.update((b"," if i else b"") + encode(key).encode("utf-8") + b":")
+            if type(value) is list and value:
+                h.update(b"[")
+                for j in range(0, len(value), _CHUNK):
+                    chunk = encode(value[j:j + _CHUNK])[1:-1]
+                    h.update((b"," if j else b"") + chunk.encode("utf-8"))
+                h.update(b"]")
+            elif _is_stream(value):
+                h.update(b"[")
+                first, chunk = True, []
+                for item in value:
+                    chunk.append(item)
+                    if len(chunk) == _CHUNK:
+                        h.update((b"" if first else b",") + encode(chunk)[1:-1].encode("utf-8"))
+                        first, chunk = False, []
+                if chunk:
                     h.update((b"" if first else b",") + encode(chunk)[1:-1].encode("utf-8"))
-                    first, chunk = False, []
-            if chunk:
-                h.update((b"" if first else b",") + encode(chunk)[1:-1].encode("utf-8"))
-            h.update(b"]")
+                h.update(b"]")
+            else:
+                h.update(encode(value).encode("utf-8"))
+
+    def hexdigest(self) -> str:
+        if self.stream_key is None:
+            self._keys(self.rest, 0)
         else:
-            h.update(encode(value).encode("utf-8"))
-    h.update(b"}")
-    return h.hexdigest()
+            if not self.fed:
+                for item in self.doc[self.stream_key]:
+                    self.feed(item)
+            self._flush()
+            self.h.update(b"]")
+            self._keys(self.rest, self._after)
+        self.h.update(b"}")
+        return self.h.hexdigest()
 
 
 _CHUNK = 2000

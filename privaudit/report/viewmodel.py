@@ -615,6 +615,12 @@ def _findings_of(value: object) -> Iterable:
     return ()
 
 
+def _fed(items: Iterable, feed) -> Iterable:
+    for item in items:
+        feed(item)
+        yield item
+
+
 class _HostFindings:
     """What the report keeps of one host's findings: counts, categories, and
     only the few the appendix may show (see :meth:`add`)."""
@@ -652,17 +658,18 @@ class _HostFindings:
             if rank > agg[1]:
                 agg[1], agg[2] = rank, sev_text
         if limit > 0:
+            # Keep the ``limit`` first in appendix order, as (key, arrival, finding):
+            # the arrival number keeps ties in input order (a stable sort) and
+            # each finding's key is worked out once.
             kept = self.kept
-            kept.append(f)
-            # Keep the ``limit`` first in appendix order: trimming a prefix to
-            # its smallest is safe, as nsmallest is stable (ties keep input order).
+            kept.append((sort_key(f), self.n, f))
             if len(kept) >= 4 * limit:
-                self.kept = heapq.nsmallest(limit, kept, key=sort_key)
+                self.kept = heapq.nsmallest(limit, kept)
 
-    def shown(self, limit: int, sort_key) -> list[Mapping]:
+    def shown(self, limit: int, sort_key=None) -> list[Mapping]:
         """The appendix's findings of this host, in order: the same as sorting them all."""
-        kept = self.kept
-        return heapq.nsmallest(limit, kept, key=sort_key) if len(kept) > limit else sorted(kept, key=sort_key)
+        kept = heapq.nsmallest(limit, self.kept) if len(self.kept) > limit else sorted(self.kept)
+        return [f for _, _, f in kept]
 
 
 @dataclass
@@ -874,7 +881,14 @@ def build_view(
     # One pass over the findings, which may be a list or a stream read from
     # disk (a 100k-flow audit has ~330k): everything the report needs of them
     # is aggregated here, per host, in memory that does not grow with them.
-    agg = _aggregate(_findings_of(doc.get("findings")), appendix_limit, sort_key)
+    findings_in = _findings_of(doc.get("findings"))
+    hasher = None
+    if isinstance(doc, dict) and all(type(k) is str for k in doc) and custody_mod._is_stream(findings_in):
+        # the document's hash is taken as the findings stream by, not in a second read
+        hasher = custody_mod.DocumentHasher(doc, "findings")
+        findings_in = _fed(findings_in, hasher.feed)
+    agg = _aggregate(findings_in, appendix_limit, sort_key)
+    document_sha256 = hasher.hexdigest() if hasher is not None else None
     by_host = agg.by_host
     sends = agg.sends
 
@@ -1141,7 +1155,7 @@ def build_view(
         transmission=transmission,
         timeline=timeline,
         blind_spots=_blind_spots(coverage_doc, kinds, transmission),
-        custody=_custody(doc, method, fmt, report_name, rendered_at),
+        custody=_custody(doc, method, fmt, report_name, rendered_at, document_sha256),
         appendix_endpoints=appendix_endpoints,
         appendix_limit=appendix_limit,
         appendix_total=appendix_total,
@@ -1502,11 +1516,12 @@ def _blind_spots(coverage_doc: Mapping, kinds: Mapping, transmission: Transmissi
     return out
 
 
-def _custody(doc: Mapping, method: Method, fmt: str, report_name: str, rendered_at: str) -> Custody:
+def _custody(doc: Mapping, method: Method, fmt: str, report_name: str, rendered_at: str,
+             document_sha256: str | None = None) -> Custody:
     auditor = _dict(doc.get("auditor"))
     env = _dict(doc.get("environment"))
     return Custody(
-        document_sha256=custody_mod.document_sha256(doc),
+        document_sha256=document_sha256 or custody_mod.document_sha256(doc),
         inputs=method.inputs,
         generated_at=method.generated_at,
         rendered_at=rendered_at,

@@ -396,3 +396,25 @@ def test_shipped_rules_meet_the_bars_on_a_fresh_seed():
         res = E.evaluate(mitm, labels, canaries)
     failures = res.failures(0.95, 0.95, 0.90)
     assert not failures, "\n".join(failures)
+
+
+def test_quick_live_benchmark_prints_figures(tmp_path):
+    """The live-overhead benchmark at its smallest (CI runs it so it cannot rot):
+    a real mitmdump with and without the addon under wrk on loopback."""
+    import os
+    import shutil
+
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wrk is missing: scripts/system-deps.sh installs it")
+        pytest.skip("wrk is not installed")
+    out_json = tmp_path / "live.json"
+    proc = subprocess.run([sys.executable, "-m", "privaudit.bench.live", "--quick", "--json", str(out_json)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert re.search(r"median without addon: [\d.]+ req/s, p99 [\d.]+ ms", out)
+    assert re.search(r"median with addon: +[\d.]+ req/s, p99 [\d.]+ ms", out)
+    assert re.search(r"throughput ratio \(with/without\): [\d.]+; p99 latency added: [+-][\d.]+ ms", out)
+    figures = json.loads(out_json.read_text())
+    assert figures

@@ -131,7 +131,7 @@ _HEADER_X = re.compile(r"^x[-_]")
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def normalize_key(key: str, header: bool = False) -> str:
     """The form key rules match: lower case, separators removed.
 
@@ -177,7 +177,7 @@ _APP_ROLES = frozenset({"system", "developer"})
 _RUNS = re.compile(r"[^\x00-\x1f\x7f\ufffd]{6,}")
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def _json_step(key: str) -> str:
     return f".{key}" if _SIMPLE_KEY.match(key) else f"[{json.dumps(key, ensure_ascii=False)}]"
 
@@ -210,7 +210,7 @@ def _key_info(key: str) -> tuple[str, str, str]:
     memoised: traffic repeats a small vocabulary of keys."""
     info = _KEY_INFO.get(key)
     if info is None:
-        if len(_KEY_INFO) >= 16384:
+        if len(_KEY_INFO) >= 4096:
             _KEY_INFO.clear()
         nk = normalize_key(key)
         info = _KEY_INFO[key] = (nk, _json_step(key), "." + nk)

@@ -341,7 +341,7 @@ def _ip(addr: Any) -> str | None:
     return _ip_text(str(addr[0]))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _ip_text(text: str) -> str | None:
     import ipaddress
 
@@ -353,14 +353,14 @@ def _ip_text(text: str) -> str | None:
     return host
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _authority(host_header: str, scheme: str) -> tuple[str, int]:
     """(host, port) from a Host header / :authority, as mitmproxy's ``pretty_host``/``pretty_url``."""
     pretty_host, p_port = url.parse_authority(host_header, check=False)
     return pretty_host, p_port or url.default_port(scheme) or 443
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _url_prefix(scheme: str, host: str, port: int) -> str:
     return url.unparse(scheme, host, port, "")
 

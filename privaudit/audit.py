@@ -128,13 +128,15 @@ def encode_findings(ex: Exchange, found: Sequence[Finding]) -> Encoded:
 
 
 def _encode_fast(ex: Exchange, found: Sequence[Finding]) -> Encoded:
+    if type(ex.tls) is not bool:
+        raise TypeError("unexpected field type")
     q = _json_str
     ts = iso(ex.timestamp_start)
-    tail = f', "timestamp": {"null" if ts is None else q(ts)}, "tls": {"true" if ex.tls is True else "false"}}}'
+    tail = f', "timestamp": {"null" if ts is None else q(ts)}, "tls": {"true" if ex.tls else "false"}}}'
     lines: list[str] = []
     cats: list[str] = []
     for f in found:
-        if type(f.flow_index) is not int or (ex.tls is not True and ex.tls is not False):
+        if type(f.flow_index) is not int:
             raise TypeError("unexpected field type")
         enc = "null" if f.encoding is None else q(f.encoding)
         lines.append(

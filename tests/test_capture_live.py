@@ -3,6 +3,7 @@ mitmproxy's own addon test harness (real flows from mitmproxy.test.tflow)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io as pyio
 import json
@@ -470,13 +471,20 @@ def test_a_damaged_record_is_an_analysis_error_not_the_end(tmp_path):
     assert c["flows_analysed"] == 1 and c["read_errors"] == 1 and c["analysis_errors"] == 1
 
 
-def test_the_scanner_process_analyses_the_recorded_flows_and_writes_the_document(tmp_path):
+@contextlib.contextmanager
+def recording(tmp_path):
+    """A live analysis attached to a recorder writing tmp_path/flows.mitm (findings to tmp_path/findings.json)."""
     live = LiveAnalysis()
     rec = pa.Recorder()
     live.attach(rec)
     live.findings_path = tmp_path / "findings.json"
     with taddons.context(rec) as tctx:
         tctx.configure(rec, privaudit_flowfile=str(tmp_path / "flows.mitm"))
+        yield live, rec
+
+
+def test_the_scanner_process_analyses_the_recorded_flows_and_writes_the_document(tmp_path):
+    with recording(tmp_path) as (live, rec):
         rec.response(email_flow(0))
         live._start_scanner(None, ())
         for i in range(1, 4):
@@ -493,11 +501,7 @@ def test_the_scanner_process_analyses_the_recorded_flows_and_writes_the_document
 
 
 def test_the_scanner_process_ends_when_the_proxy_is_gone(tmp_path):
-    live = LiveAnalysis()
-    rec = pa.Recorder()
-    live.attach(rec)
-    with taddons.context(rec) as tctx:
-        tctx.configure(rec, privaudit_flowfile=str(tmp_path / "flows.mitm"))
+    with recording(tmp_path) as (live, rec):
         live._start_scanner(None, ())
         proc = live._proc
         live._conn.close()  # what the kernel does to the pipe when the proxy is killed
@@ -507,12 +511,7 @@ def test_the_scanner_process_ends_when_the_proxy_is_gone(tmp_path):
 
 
 def test_a_scanner_process_that_dies_is_reported_and_writes_nothing(tmp_path):
-    live = LiveAnalysis()
-    rec = pa.Recorder()
-    live.attach(rec)
-    live.findings_path = tmp_path / "findings.json"
-    with taddons.context(rec) as tctx:
-        tctx.configure(rec, privaudit_flowfile=str(tmp_path / "flows.mitm"))
+    with recording(tmp_path) as (live, rec):
         rec.response(email_flow())
         live._start_scanner(None, ())
         live._proc.kill()

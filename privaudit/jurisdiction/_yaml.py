@@ -85,12 +85,28 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 _Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 
 
-def load_yaml(path: Path) -> Any:
-    """Parse one YAML file; any failure is a :class:`RuleError` naming file:line."""
+def load_valid(path: Path, schema: dict, example: str) -> Any:
+    """Parse one YAML file, then :func:`validate` it; any failure is a
+    :class:`RuleError` naming file:line. The file is read once, and the
+    schema check is skipped for content listed as passing the current schemas
+    (:mod:`privaudit.validated`: the shipped files, checked when committed)."""
+    from privaudit import validated
+
+    text = _read(path)
+    data = _parse(text, path)
+    if not validated.known_valid(text):
+        validate(path, data, schema, example)
+    return data
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleError(f"{path}: cannot read: {exc}") from exc
+
+
+def _parse(text: str, path: Path) -> Any:
     loader = _Loader(text)
     loader.name = str(path)
     try:
@@ -122,18 +138,7 @@ def line_of(root: Any, path: tuple) -> int | None:
 
 
 def validate(path: Path, data: Any, schema: dict, example: str) -> None:
-    """JSON-Schema validation whose error names file:line and shows ``example``.
-
-    Skipped for a file whose content is listed as passing the current schemas
-    (:mod:`privaudit.validated`: the shipped files, checked when committed).
-    """
-    from privaudit import validated
-
-    try:
-        if validated.known_valid(path.read_bytes()):
-            return
-    except OSError:
-        pass
+    """JSON-Schema validation whose error names file:line and shows ``example``."""
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from privaudit import resources
 from privaudit.errors import RuleError
-from privaudit.jurisdiction._yaml import load_yaml, plain, validate
+from privaudit.jurisdiction._yaml import load_valid, plain
 from privaudit.jurisdiction.countries import is_country
 
 _EXAMPLE = """a legal note looks like:
@@ -49,8 +49,7 @@ def load_legal_note_files(paths: Iterable[Path]) -> dict[str, dict]:
     origin: dict[str, str] = {}
     ids: dict[str, str] = {}
     for path in paths:
-        data = load_yaml(path)
-        validate(path, data, _schema(), _EXAMPLE)
+        data = load_valid(path, _schema(), _EXAMPLE)
         if data["id"] in ids:
             raise RuleError(f"{path}:{data.key_lines['id']}: id {data['id']} is already used in {ids[data['id']]}")
         ids[data["id"]] = str(path)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from privaudit import resources
 from privaudit.errors import RuleError
-from privaudit.jurisdiction._yaml import load_yaml, validate
+from privaudit.jurisdiction._yaml import load_valid
 from privaudit.jurisdiction.countries import is_country
 from privaudit.jurisdiction.psl import registrable_domain
 from privaudit.model import Operator
@@ -106,8 +106,7 @@ def company_items(
     """Loads and validates a map file whose top key ``companies`` lists
     company entries each with a list ``items`` (domains, AS numbers), and
     yields (company, item, item's line) with a bare item as ``{scalar: item}``."""
-    data = load_yaml(path)
-    validate(path, data, schema, example)
+    data = load_valid(path, schema, example)
     for company in data[companies]:
         check_company(path, company)
         for i, item in enumerate(company[items]):

@@ -74,7 +74,6 @@ class DocumentHasher:
 
     def _flush(self) -> None:
         if self.chunk:
-            # A slice encodes as "[a,b,...]": the items exactly as in the whole list.
             self.h.update((b"" if self.first else b",") + self.encode(self.chunk)[1:-1].encode("utf-8"))
             self.first, self.chunk = False, []
 
@@ -83,22 +82,11 @@ class DocumentHasher:
         for i, key in enumerate(keys, start):
             value = self.doc[key]
             h.update((b"," if i else b"") + encode(key).encode("utf-8") + b":")
-            if type(value) is list and value:
+            if type(value) is list or _is_stream(value):
                 h.update(b"[")
-                for j in range(0, len(value), _CHUNK):
-                    chunk = encode(value[j:j + _CHUNK])[1:-1]
-                    h.update((b"," if j else b"") + chunk.encode("utf-8"))
-                h.update(b"]")
-            elif _is_stream(value):
-                h.update(b"[")
-                first, chunk = True, []
-                for item in value:
-                    chunk.append(item)
-                    if len(chunk) == _CHUNK:
-                        h.update((b"" if first else b",") + encode(chunk)[1:-1].encode("utf-8"))
-                        first, chunk = False, []
-                if chunk:
-                    h.update((b"" if first else b",") + encode(chunk)[1:-1].encode("utf-8"))
+                for j, chunk in enumerate(_chunks(value)):
+                    # A chunk encodes as "[a,b,...]": the items exactly as in the whole list.
+                    h.update((b"," if j else b"") + encode(chunk)[1:-1].encode("utf-8"))
                 h.update(b"]")
             else:
                 h.update(encode(value).encode("utf-8"))
@@ -118,6 +106,22 @@ class DocumentHasher:
 
 
 _CHUNK = 2000
+
+
+def _chunks(items):
+    """``items`` (a list, or a stream of them) as lists of up to ``_CHUNK``."""
+    if type(items) is list:
+        for j in range(0, len(items), _CHUNK):
+            yield items[j:j + _CHUNK]
+        return
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _is_stream(value: object) -> bool:

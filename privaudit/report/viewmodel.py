@@ -610,7 +610,7 @@ def _findings_of(value: object) -> Iterable:
     """The document's findings to iterate: a list, or a stream of them (the
     audit's spool, or a saved document's findings read from disk, both of
     which have ``lines``); anything else is no findings."""
-    if isinstance(value, (list, tuple)) or (hasattr(value, "lines") and hasattr(value, "__iter__")):
+    if isinstance(value, (list, tuple)) or custody_mod._is_stream(value):
         return value
     return ()
 

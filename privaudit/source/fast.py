@@ -162,54 +162,44 @@ def _pick_slow(buf: bytes, p: int, stop: int, spec: dict) -> dict:
     d = {}
     while p < stop:
         key, p = _parse(buf, p, stop)
-        c = buf.find(b":", p, p + 13)
-        if c < 0 or c >= stop:
-            raise ValueError(f"not a tnetstring: missing length prefix at {p}")
-        n = int(buf[p:c])
-        ve = c + 1 + n
-        if n < 0 or ve >= stop:
-            raise ValueError(f"not a tnetstring: length {n} at {p} runs past its dict")
+        vs, ve = _span(buf, p, stop)
+        if ve < vs or ve >= stop:
+            raise ValueError(f"not a tnetstring: value at {p} runs past its dict")
         want = spec.get(key.encode("utf-8", "surrogateescape") if isinstance(key, str) else key)
         if want is not None:
             if want is _HEADERS and buf[ve] == 93:
-                d[key] = _header_list(buf, c + 1, ve, p)
+                d[key] = _header_list(buf, vs, ve, p)
             elif buf[ve] == 125 and want.__class__ is dict:
-                d[key] = _pick(buf, c + 1, ve, want)
+                d[key] = _pick(buf, vs, ve, want)
             else:
                 d[key], _ = _parse(buf, p, ve + 1)
         p = ve + 1
     return d
 
 
+def _span(buf: bytes, p: int, limit: int) -> tuple[int, int]:
+    """(first payload byte, type tag's index) of the tnetstring at ``p``; the
+    caller checks the tag lies before its limit (a negative length puts it
+    before the payload). ValueError without a length prefix."""
+    c = buf.find(b":", p, p + 13)
+    if c < 0 or c >= limit:
+        raise ValueError(f"not a tnetstring: missing length prefix at {p}")
+    return c + 1, c + 1 + int(buf[p:c])
+
+
 def _header_list(buf: bytes, p: int, stop: int, at: int) -> list:
-    """A list of [name, value] byte-string pairs (mitmproxy's header fields)."""
+    """A list of [name, value] byte-string pairs (mitmproxy's header fields);
+    any other shape is read by the general parser from ``at``."""
     out = []
-    find = buf.find
     while p < stop:
-        c = find(b":", p, p + 13)
-        if c < 0 or c >= stop:
-            raise ValueError(f"not a tnetstring: missing length prefix at {p}")
-        n = int(buf[p:c])
-        s = c + 1
-        e = s + n
-        if n < 0 or e >= stop or buf[e] != 93:
-            return _parse(buf, at, stop + 1)[0]  # unusual shape: the general parser
-        c = find(b":", s, s + 13)
-        if c < 0 or c >= e:
-            raise ValueError(f"not a tnetstring: missing length prefix at {s}")
-        n = int(buf[s:c])
-        ks = c + 1
-        ke = ks + n
-        if n < 0 or ke >= e or buf[ke] != 44:
+        s, e = _span(buf, p, stop)  # one [name, value] pair
+        if e < s or e >= stop or buf[e] != 93:
             return _parse(buf, at, stop + 1)[0]
-        vp = ke + 1
-        c = find(b":", vp, vp + 13)
-        if c < 0 or c >= e:
-            raise ValueError(f"not a tnetstring: missing length prefix at {vp}")
-        n = int(buf[vp:c])
-        vs = c + 1
-        ve = vs + n
-        if n < 0 or ve + 1 != e or buf[ve] != 44:
+        ks, ke = _span(buf, s, e)
+        if ke < ks or ke >= e or buf[ke] != 44:
+            return _parse(buf, at, stop + 1)[0]
+        vs, ve = _span(buf, ke + 1, e)
+        if ve < vs or ve + 1 != e or buf[ve] != 44:
             return _parse(buf, at, stop + 1)[0]
         out.append([buf[ks:ke], buf[vs:ve]])
         p = e + 1

@@ -30,12 +30,14 @@ $(VENV)/.installed-dev: $(BUILD_INPUTS)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e ".[test,pdf]"
+	$(VENV)/bin/python -m compileall -q privaudit  # what pip does for a regular install (editable ones skip it)
 	touch $@ $(VENV)/.installed
 
 $(VENV312)/.installed-dev: $(BUILD_INPUTS)
 	$(PY312) -m venv $(VENV312)
 	$(VENV312)/bin/python -m pip install -q --upgrade pip
 	$(VENV312)/bin/python -m pip install -q -e ".[test,pdf]"
+	$(VENV312)/bin/python -m compileall -q privaudit
 	touch $@
 
 test: system-deps test311 $(if $(PY312),test312)

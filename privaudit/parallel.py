@@ -12,8 +12,10 @@ The same batch function runs in-process for small inputs and ``jobs=1``.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import deque
+from contextlib import contextmanager
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,9 +59,52 @@ def iter_items(opened: Sequence[tuple[Path, str]], state: ReadState) -> Iterator
 # Per-process detector: set by _init_worker in workers, or given directly in-process.
 _DETECTOR = None
 
+#: Batches between two explicit garbage collections while analysing.
+GC_EVERY = 50
+
+
+@contextmanager
+def paced_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector off, and one explicit collection
+    every :data:`GC_EVERY` batches (see :func:`_batch_done`), for the body.
+
+    Analysis allocates millions of short-lived containers (fields, tuples,
+    decoded JSON) that reference counting frees; almost none form cycles
+    (about 2,000 cyclic objects in a 10k-flow run). The automatic collector
+    still walked the young ones every 700 allocations and, now and then,
+    every object the rules and canaries are made of: 5-8 % of the CPU time
+    of ``analyze`` for nothing. The objects that exist when analysis starts
+    (rules, canaries, maps: all long-lived) are frozen out of the collector's
+    sight; the periodic collection keeps memory bounded should hostile data
+    make cycles after all. The previous state is restored afterwards.
+    """
+    was_enabled = gc.isenabled()
+    freeze = gc.get_freeze_count() == 0  # a caller's own freeze is left alone
+    if freeze:
+        gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+_batches_done = 0
+
+
+def _batch_done() -> None:
+    global _batches_done
+    _batches_done += 1
+    if _batches_done % GC_EVERY == 0 and not gc.isenabled():
+        gc.collect()
+
 
 def _init_worker(rules_dirs: list[str], canaries_path: str | None, show_values: bool) -> None:
     global _DETECTOR
+    gc.disable()  # collected every GC_EVERY batches instead (see paced_gc)
     if _DETECTOR is not None:  # forked from a process that had loaded it: nothing to load again
         return
     from .detect import Detector, load_canaries, load_rules
@@ -102,6 +147,7 @@ def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
             except Exception as e:  # one hostile flow must not end the audit
                 err = f"{type(e).__name__}: {e}"
         out.append(("ok", ex.source, flow_facts(ex), found, err))
+    _batch_done()
     return out
 
 
@@ -129,8 +175,9 @@ def run_batches(
     total = sum(p.stat().st_size for p, _ in opened)
     items = iter_items(opened, state)
     if jobs == 1 or total < PARALLEL_MIN_BYTES:
-        for batch in _batches(items):
-            yield analyze_batch(batch, detector)
+        with paced_gc():
+            for batch in _batches(items):
+                yield analyze_batch(batch, detector)
         return
 
     import multiprocessing
@@ -145,15 +192,19 @@ def run_batches(
     if fork and detector is not None:
         _DETECTOR = detector  # until the pool is gone: workers fork at the first submit
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=worker_args) as pool:
+        with paced_gc(), ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=worker_args) as pool:
             pending: deque = deque()
             try:
                 for batch in _batches(items):
                     pending.append(pool.submit(analyze_batch, batch))
                     if len(pending) >= 2 * jobs:
-                        yield pending.popleft().result()
+                        done = pending.popleft().result()
+                        _batch_done()
+                        yield done
                 while pending:
-                    yield pending.popleft().result()
+                    done = pending.popleft().result()
+                    _batch_done()
+                    yield done
             finally:
                 for f in pending:
                     f.cancel()

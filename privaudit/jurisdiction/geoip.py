@@ -93,6 +93,8 @@ class GeoDatabases:
 
     def locate(self, ip: str) -> GeoResult | None:
         """The first location database (in the order given) that knows ``ip``."""
+        if not self._geo:  # (and no import of geoip2: 70 ms of start-up)
+            return None
         import geoip2.errors
         import maxminddb
 
@@ -115,6 +117,8 @@ class GeoDatabases:
         return None
 
     def asn(self, ip: str) -> AsnResult | None:
+        if not self._asn:
+            return None
         import geoip2.errors
         import maxminddb
 

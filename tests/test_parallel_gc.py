@@ -1,0 +1,70 @@
+"""The analysis loop turns Python's cyclic GC off and collects by itself
+(privaudit.parallel.paced_gc): the caller's GC state must come back as it
+was, and cyclic garbage made during analysis must still be collected."""
+
+import gc
+import weakref
+from pathlib import Path
+
+import pytest
+
+from privaudit import parallel
+
+EVALSET = Path(__file__).parent / "data" / "evalset" / "evalset.mitm"
+
+
+def test_paced_gc_restores_state():
+    assert gc.isenabled()
+    before = gc.get_freeze_count()
+    with parallel.paced_gc():
+        assert not gc.isenabled()
+        assert gc.get_freeze_count() > before  # what existed before is frozen out of sight
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == before
+
+
+def test_paced_gc_restores_state_after_an_error():
+    with pytest.raises(RuntimeError):
+        with parallel.paced_gc():
+            raise RuntimeError("boom")
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_paced_gc_leaves_a_disabled_gc_disabled():
+    gc.disable()
+    try:
+        with parallel.paced_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+class _Node:
+    pass
+
+
+def test_cycles_made_during_analysis_are_collected(monkeypatch):
+    monkeypatch.setattr(parallel, "GC_EVERY", 3)
+    with parallel.paced_gc():
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a  # a reference cycle: only the cyclic GC frees it
+        ref = weakref.ref(a)
+        del a, b
+        assert ref() is not None  # the automatic collector is off
+        for _ in range(3):
+            parallel._batch_done()
+        assert ref() is None  # the paced collection freed it
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_analysis_leaves_gc_as_it_found_it(monkeypatch, jobs):
+    from privaudit import audit
+
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "BATCH", 7)
+    doc = audit.analyze([EVALSET], jobs=jobs)
+    assert doc["flows_analyzed"] > 100
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0

@@ -521,6 +521,11 @@ class Audit:
         for d in items:
             append(d)
 
+    def _engines(self) -> dict[str, str]:
+        """Which of the equivalent engines ran (they differ in speed only)."""
+        can = getattr(self.detector, "canaries", None)
+        return {"canary matcher": can.engine} if can is not None else {}
+
     def document(self, inputs: Sequence[dict] = ()) -> dict:
         from .jurisdiction import classify_parties, cname_chain, resolve_hosts
 
@@ -571,7 +576,7 @@ class Audit:
             "demo": self.demo,
             "redacted": not self.show_values,
             "phases": list(self.phases),
-            "environment": {**_analysis_environment(), **self.environment},
+            "environment": {**_analysis_environment(), **self._engines(), **self.environment},
             "auditor": dict(self.auditor),
         }
 

@@ -179,27 +179,58 @@ CANARIES = {
 }
 
 
-@pytest.mark.skipif(canaries_mod.ahocorasick_rs is None, reason="ahocorasick_rs not installed")
-def test_rust_automaton_finds_what_pyahocorasick_finds():
+def _engine(monkeypatch, name: str):
+    """Canaries searched by engine ``name`` (skips if it is not installed)."""
+    monkeypatch.setenv("PRIVAUDIT_CANARY_ENGINE", name)
     can = canaries_from_mapping(CANARIES)
+    if can.engine != name:
+        pytest.skip(f"{name} is not installed")
+    return can
+
+
+ENGINES = ["hyperscan", "rs"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_engine_finds_what_pyahocorasick_finds(monkeypatch, engine):
+    can = _engine(monkeypatch, engine)
     words = list(can._automaton.keys())
     rnd = random.Random(3)
-    alphabet = "ab가홍길동张\U0001F600é0123456789@.+-%"
-    for _ in range(2000):
+    # Hangul, CJK, an astral emoji, Latin-1, a lone surrogate: byte and
+    # character offsets differ, and the text is not always UTF-8
+    alphabet = "ab가홍길동张\U0001F600é\udc800123456789@.+-%"
+    for _ in range(3000):
         text = "".join(
             rnd.choice(words) if rnd.random() < 0.3 else "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 6)))
             for _ in range(rnd.randint(1, 6))
         )
         key = lambda m: (m[0], m[1][4])  # noqa: E731
-        assert sorted(can._matches(text), key=key) == sorted(can._automaton.iter(text), key=key)
+        assert sorted(can._matches(text), key=key) == sorted(can._automaton.iter(text), key=key), text
 
 
-def test_canary_findings_without_the_rust_automaton(monkeypatch):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_canary_findings_are_the_same_on_every_engine(monkeypatch, engine):
     body = {"user": {"email": "tester.one@example.org", "tel": "01012345678", "lat": 37.5665, "lng": 126.9781},
             "blob": "dGVzdGVyLm9uZUBleGFtcGxlLm9yZw", "nm": "홍길동"}
     e = _ex("https://api.example.com/p?d=356938035643809", body)
-    with_rs = _plain(e, canaries=canaries_from_mapping(CANARIES))
-    monkeypatch.setattr(canaries_mod, "ahocorasick_rs", None)
-    without = _plain(e, canaries=canaries_from_mapping(CANARIES))
-    assert with_rs == without
-    assert {f["method"] for f in with_rs} >= {"canary"}
+    fast = _plain(e, canaries=_engine(monkeypatch, engine))
+    monkeypatch.setenv("PRIVAUDIT_CANARY_ENGINE", "pyaho")
+    slow = canaries_from_mapping(CANARIES)
+    assert slow.engine == "pyaho"
+    assert fast == _plain(e, canaries=slow)
+    assert {f["method"] for f in fast} >= {"canary"}
+
+
+@pytest.mark.parametrize("engine", ENGINES + ["pyaho"])
+def test_a_lone_surrogate_does_not_hide_a_flows_canaries(monkeypatch, engine):
+    # json.loads turns "\udc80" into a lone surrogate, which is not UTF-8: the
+    # Rust automaton used to raise on it, and the whole flow's findings were
+    # lost as an "analysis failed"
+    monkeypatch.setenv("PRIVAUDIT_CANARY_ENGINE", engine)
+    can = canaries_from_mapping(CANARIES)
+    data = b'{"email": "tester.one@example.org", "x": "\\udc80 pad"}'
+    req = Message(headers=(("Content-Type", "application/json"),), body=data, content_type="application/json")
+    e = Exchange(index=0, kind="http", host="api.example.com", port=443, scheme="https", method="POST",
+                 url="https://api.example.com/p", request=req, tls=True)
+    found = Detector(RULES, canaries=can).scan(e)
+    assert any(f.method == "canary" and f.category == "email" and f.location == "request.body $.email" for f in found)

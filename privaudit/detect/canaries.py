@@ -23,10 +23,14 @@ Coordinates (``location: {lat: .., lon: ..}``) become "lat,lon" / "lon,lat" /
 that carries the latitude and the longitude as two numeric fields is matched
 with a tolerance of 0.001 degree (truncation to 3 decimals).
 
-All variants go into ONE Aho-Corasick automaton (pyahocorasick; searched with
-ahocorasick_rs when that is installed: the same overlapping matches, 2-3x
-faster), searched once per decoded field and once per raw body; the cost does
-not grow with the number of canaries or variants. Matches of plain, URL and hex variants must not be
+All variants go into ONE multi-literal matcher, searched once per exchange's
+decoded fields and once per raw body; the cost does not grow with the number
+of canaries or variants. Three engines give the same overlapping matches
+(every occurrence of every variant), fastest first, each used when installed:
+Hyperscan (``hyperscan``: SIMD literal matching, ~15x faster than the
+others on bodies, ~60 ms to compile at start-up), ahocorasick_rs, and
+pyahocorasick (always there). ``PRIVAUDIT_CANARY_ENGINE=hyperscan|rs|pyaho``
+picks one (tests compare them). Matches of plain, URL and hex variants must not be
 glued to more letters or digits (so "356938035643809" is not reported inside a
 longer number); base64 cores are by nature inside a blob and are not checked.
 """
@@ -50,6 +54,7 @@ try:  # the Rust automaton (a DFA with a SIMD prefilter), 2-3x faster; optional
     import ahocorasick_rs
 except ImportError:  # pragma: no cover - depends on the environment
     ahocorasick_rs = None
+import os
 import yaml
 
 from privaudit.errors import RuleError, yaml_location
@@ -279,6 +284,48 @@ def variants(c: Canary) -> list[tuple[str, str | None, bool]]:
 # ------------------------------------------------------------------ matching
 
 
+def _hyperscan_matcher(words: list[str]):
+    """A function text -> [(index of the last character, word index)] of every
+    occurrence of every word (overlapping, ordered by end, then word), on
+    Hyperscan; None if Hyperscan is not installed or will not compile them.
+
+    Hyperscan matches bytes: the text is searched as UTF-8 (surrogates
+    passed through, as field values decoded with surrogateescape carry
+    them). A UTF-8 word can only match at a character boundary, so the
+    matches are the same as on the text; their byte offsets are turned back
+    into character offsets when the text is not ASCII.
+    """
+    try:
+        import hyperscan
+    except Exception:  # not installed, or its library will not load here
+        return None
+    try:
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        pats = [w.encode("utf-8", "surrogatepass") for w in words]
+        db.compile(expressions=pats, ids=list(range(len(pats))), elements=len(pats), flags=[0] * len(pats), literal=True)
+        scratch = hyperscan.Scratch(db)
+    except Exception:  # pragma: no cover - a Hyperscan that refuses: the automaton does the work
+        return None
+    scan = db.scan
+
+    def on_match(i: int, _start: int, end: int, _flags: int, out: list) -> None:
+        out.append((end, i))
+
+    def find(text: str) -> list[tuple[int, int]]:
+        data = text.encode("utf-8", "surrogatepass")
+        out: list[tuple[int, int]] = []
+        scan(data, match_event_handler=on_match, context=out, scratch=scratch)
+        if not out:
+            return out
+        out.sort()
+        if len(data) == len(text):  # ASCII: byte offsets are character offsets
+            return [(end - 1, i) for end, i in out]
+        return [(len(data[:end].decode("utf-8", "surrogatepass")) - 1, i) for end, i in out]
+
+    return find
+
+
+
 class Canaries:
     """Compiled canaries: one automaton over every variant of every value."""
 
@@ -303,12 +350,20 @@ class Canaries:
         self.variant_count = len(seen)
         self._empty = not seen
         self._rs = None
+        self._hs = None
+        self.engine = "pyaho"
         if seen:
             self._automaton.make_automaton()
-            if ahocorasick_rs is not None:
+            want = os.environ.get("PRIVAUDIT_CANARY_ENGINE", "")
+            if want in ("", "hyperscan"):
+                self._hs = _hyperscan_matcher(words)
+                if self._hs is not None:
+                    self.engine = "hyperscan"
+            if self._hs is None and ahocorasick_rs is not None and want in ("", "rs"):
                 # same words, same (overlapping, standard) matches: every
                 # occurrence of every variant, as pyahocorasick's iter()
                 self._rs = ahocorasick_rs.AhoCorasick(words)
+                self.engine = "rs"
 
     def __len__(self) -> int:
         return len(self.canaries)
@@ -330,10 +385,19 @@ class Canaries:
 
     def _matches(self, text: str):
         """(index of the last character, payload) of every variant occurrence."""
-        if self._rs is None:
-            return self._automaton.iter(text)
         payloads = self._payloads
-        return [(stop - 1, payloads[i]) for i, _start, stop in self._rs.find_matches_as_indexes(text, overlapping=True)]
+        if self._hs is not None:
+            return [(end, payloads[i]) for end, i in self._hs(text)]
+        if self._rs is not None:
+            try:
+                found = self._rs.find_matches_as_indexes(text, overlapping=True)
+            except UnicodeEncodeError:
+                # a lone surrogate ("\udc80" in a JSON string, a header read
+                # with surrogateescape): not UTF-8, which the Rust automaton
+                # needs; pyahocorasick takes any str
+                return self._automaton.iter(text)
+            return [(stop - 1, payloads[i]) for i, _start, stop in found]
+        return self._automaton.iter(text)
 
     def coord_parts(self, value: str) -> list[tuple[Canary, str]]:
         """For a numeric field: which location canaries' "lat" or "lon" it is

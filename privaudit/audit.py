@@ -22,7 +22,6 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -382,15 +381,24 @@ def dump_document(doc: dict, fp) -> None:
     fp.write("}\n")
 
 
-@dataclass
 class _HostAcc:
-    ips: dict[str, None] = field(default_factory=dict)
-    flow_count: int = 0
-    all_tls: bool = True
-    categories: dict[str, None] = field(default_factory=dict)
-    first_seen: float | None = None
-    cert: CertInfo | None = None
-    tls_versions: dict[str, None] = field(default_factory=dict)
+    """What one host's endpoint entry needs, kept while flows are read.
+
+    A long capture has thousands of hosts, so this is small: slots, and
+    lists for the few categories and TLS versions a host has (in first-seen
+    order); only the addresses, which a CDN host can have hundreds of, are
+    a dict (ordered, O(1) to test)."""
+
+    __slots__ = ("ips", "flow_count", "all_tls", "categories", "first_seen", "cert", "tls_versions")
+
+    def __init__(self) -> None:
+        self.ips: dict[str, None] = {}
+        self.flow_count = 0
+        self.all_tls = True
+        self.categories: list[str] = []
+        self.first_seen: float | None = None
+        self.cert: CertInfo | None = None
+        self.tls_versions: list[str] = []
 
 
 def endpoint_json(info: EndpointInfo, acc: _HostAcc, demo: bool) -> dict:
@@ -500,7 +508,8 @@ class Audit:
         if acc.cert is None and facts.cert is not None:
             acc.cert = facts.cert
         if facts.tls_version:
-            acc.tls_versions.setdefault(facts.tls_version, None)
+            if facts.tls_version not in acc.tls_versions:
+                acc.tls_versions.append(facts.tls_version)
             self.tls_versions[facts.tls_version] = self.tls_versions.get(facts.tls_version, 0) + 1
         if scan_error is not None or found is None:
             self.analysis_errors += 1
@@ -515,8 +524,11 @@ class Audit:
             items = found
         if facts.login_path and any(c in ("credentials", "email", "phone") for c in cats):
             self.login_hosts.add(facts.host)
-        for c in cats:
-            acc.categories.setdefault(c, None)
+        if cats:
+            have = acc.categories
+            for c in cats:
+                if c not in have:
+                    have.append(c)
         append = self.findings.append
         for d in items:
             append(d)
@@ -759,6 +771,7 @@ def analyze(
         if _info(state, infos, src).flows == 0:
             raise InputError(f"{src}: invalid HAR file: none of its {n} entries could be read")
     audit.warnings.extend(state.warnings)
+    audit.detector.drop_memos()  # the flows are done: room for the endpoints
     meta = read_audit_meta(paths)
     audit.phases = meta["phases"]
     audit.tls_failures = meta["tls_failures"]

@@ -234,3 +234,19 @@ def test_a_lone_surrogate_does_not_hide_a_flows_canaries(monkeypatch, engine):
                  url="https://api.example.com/p", request=req, tls=True)
     found = Detector(RULES, canaries=can).scan(e)
     assert any(f.method == "canary" and f.category == "email" and f.location == "request.body $.email" for f in found)
+
+
+def test_dropping_the_memos_changes_no_result():
+    det = Detector(RULES, canaries=canaries_from_mapping(CANARIES))
+    exs = [
+        _ex(f"https://api.example.com/v1/e?uid={i}", {"email": "tester.one@example.org", "imei": "356938035643809",
+                                                      "ua": "Mozilla/5.0", "n": i, "tok": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.x"},
+            headers=(("Cookie", "sid=abcdef0123456789"),), index=i)
+        for i in range(3)
+    ]
+    first = [[f.to_json() for f in det.scan(e)] for e in exs]
+    assert det._value_memo and det._pattern_memo  # the memos were used
+    det.drop_memos()
+    assert not det._value_memo and not det._pattern_memo and not det._decoder._string_memo
+    assert [[f.to_json() for f in det.scan(e)] for e in exs] == first
+    assert any(f["method"] == "canary" for f in first[0])

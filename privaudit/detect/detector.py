@@ -235,6 +235,21 @@ class Detector:
         self._need_digits = any(r.req_min_digits for r in rules.pattern_rules)
         self._triggers = re.compile("|".join(re.escape(s) for s, _ in self._by_substr)) if self._by_substr else None
 
+    def drop_memos(self) -> None:
+        """Empties the memos (they refill as exchanges come; results do not
+        change). An audit calls this when the flows are done: the memory then
+        holds the endpoints' entries instead, so the peak does not grow with
+        the number of endpoints on top of full memos."""
+        self._value_memo.clear()
+        self._pattern_memo.clear()
+        self._key_plans.clear()
+        string_memo = getattr(self._decoder, "_string_memo", None)
+        if string_memo is not None:
+            string_memo.clear()
+        for r in self.rules:
+            for memo in getattr(r, "_memo", {}).values():
+                memo.clear()
+
     def _pattern_candidates(self, v: str) -> tuple[tuple, int]:
         """The pattern rules whose pre-checks ``v`` passes, and its digit count.
 

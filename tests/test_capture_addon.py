@@ -9,7 +9,7 @@ import stat
 
 import pytest
 import trustme
-from mitmproxy import certs, exceptions, io
+from mitmproxy import certs, exceptions, hooks, io
 from mitmproxy.test import taddons, tflow
 
 import privaudit.capture as capture
@@ -223,8 +223,38 @@ def test_session_meta_is_written_at_start_and_end(tmp_path):
 def test_addon_path_is_a_loadable_mitmproxy_script():
     with taddons.context() as tctx:
         ns = tctx.script(capture.addon_path())  # the script's module, whose `addons` mitmproxy loads
-    assert [type(a).__name__ for a in ns.addons] == ["StreamKeeper", "Recorder", "TlsFailures", "LiveAnalysis", "Session"]
+    assert [type(a).__name__ for a in ns.addons] == ["Privaudit"]
     assert capture.addon_path().endswith("addon.py")
+    # mitmproxy looks every hook up on the script's module too: present and None, it is skipped at once
+    assert ns.request is None and ns.update is None and ns.client_connected is None
+    assert not hasattr(ns, "add_log")  # mitmproxy warns about addons with this deprecated hook
+
+
+def test_the_one_addon_has_every_hook_of_its_parts():
+    p = pa.Privaudit()
+    parts = (p.keeper, p.recorder, p.tls_failures, p.live, p.session)
+    for name in hooks.all_hooks:
+        if any(callable(getattr(part, name, None)) for part in parts):
+            assert callable(getattr(p, name, None)), name
+        else:  # a hook no part has must not cost mitmproxy a call for every flow
+            assert not hasattr(p, name), name
+
+
+def test_the_one_addon_records_flows_and_marks_phases(tmp_path):
+    p = pa.Privaudit()
+    flows, meta = tmp_path / "flows.mitm", tmp_path / "meta.json"
+    with taddons.context(p) as tctx:
+        tctx.configure(p, privaudit_flowfile=str(flows), privaudit_meta_file=str(meta), privaudit_live=False)
+        f = tflow.tflow(resp=True)
+        p.requestheaders(f)
+        p.responseheaders(f)
+        p.response(f)
+        tctx.master.commands.call("privaudit.phase", "3")
+        p.done()
+    assert [g.id for g in read_flows(flows)] == [f.id]
+    doc = json.loads(meta.read_text())
+    assert [x["name"] for x in doc["phases"]] == ["consent given"]
+    assert doc["flows_written"] == 1
 
 
 def test_failed_fsync_loses_no_flow(recorder, monkeypatch):

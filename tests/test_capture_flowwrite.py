@@ -60,6 +60,19 @@ def odd_flow():
     return f
 
 
+def message_edges_flow():
+    f = tflow.tflow(resp=True)
+    f.request.timestamp_start = 1700000000  # an int where a float is declared
+    f.request.timestamp_end = None
+    f.request.http_version = "HTTP/2.0"
+    f.request.headers.fields = ((b"a", b"1"), (b"A", b""), (b"x-long", b"v" * 300))
+    f.request.trailers = http.Headers()  # empty, not None
+    f.response.headers.fields = ()
+    f.response.content = b""
+    f.response.reason = b"\xff not utf-8"
+    return f
+
+
 def modified_flow():
     f = tflow.tflow(resp=True)
     f.backup()
@@ -74,6 +87,7 @@ FLOWS = {
     "tls": tls_flow,
     "odd values": odd_flow,
     "modified (backup)": modified_flow,
+    "message edge cases": message_edges_flow,
     "websocket": tflow.twebsocketflow,
     "tcp": tflow.ttcpflow,
     "udp": tflow.tudpflow,

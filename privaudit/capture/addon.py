@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Optional
 
 from mitmproxy import command, ctx, exceptions
+from mitmproxy import hooks as _mitmproxy_hooks
 from mitmproxy import flow as mflow
 from mitmproxy import http
 from mitmproxy import io as mio
@@ -751,14 +752,132 @@ def check_canaries(path: Path) -> Path:
     return path.resolve()
 
 
-def make_addons(live: LiveAnalysis | None = None) -> list:
-    """privaudit's addons in hook order: bodies are kept before a flow is
+class Privaudit:
+    """privaudit as one mitmproxy addon: its parts (:class:`StreamKeeper`,
+    :class:`Recorder`, :class:`TlsFailures`,
+    :class:`~privaudit.capture.live.LiveAnalysis`, :class:`Session`) are plain
+    attributes, not sub-addons, and each hook is implemented here once,
+    calling the parts in hook order: bodies are kept before a flow is
     recorded, recorded before it is analysed, analysed before meta.json's
-    final counters are written."""
-    recorder, tls_failures = Recorder(), TlsFailures()
-    live = live if live is not None else LiveAnalysis()
-    live.attach(recorder)
-    return [StreamKeeper(), recorder, tls_failures, live, Session(recorder, tls_failures, live)]
+    final counters are written.
+
+    Why one object: mitmproxy offers every event of every flow (a request
+    has eight: four hooks, each followed by ``update``) to every addon object
+    in its tree, nested ``addons`` included, looking each hook up by name on
+    each object. Five nested parts cost five look-ups per event, for hooks
+    most of them do not have; one object costs one. An exception in a part's
+    hook stops the parts after it, as it did when mitmproxy called them one
+    by one (it calls an addon's sub-addons within one ``safecall``).
+    """
+
+    def __init__(self, live: LiveAnalysis | None = None) -> None:
+        self.keeper = StreamKeeper()
+        self.recorder = Recorder()
+        self.tls_failures = TlsFailures()
+        self.live = live if live is not None else LiveAnalysis()
+        self.live.attach(self.recorder)
+        self.session = Session(self.recorder, self.tls_failures, self.live)
+
+    # --- lifecycle -------------------------------------------------------------
+
+    def load(self, loader) -> None:
+        self.keeper.load(loader)
+        self.recorder.load(loader)
+        self.live.load(loader)
+        self.session.load(loader)
+
+    def configure(self, updated) -> None:
+        self.keeper.configure(updated)
+        self.recorder.configure(updated)
+        self.live.configure(updated)
+        self.session.configure(updated)
+
+    def running(self) -> None:
+        self.live.running()
+        self.session.running()
+
+    def done(self) -> None:
+        self.recorder.done()
+        self.live.done()
+        self.session.done()
+
+    @command.command("privaudit.phase")
+    def phase(self, name: str) -> None:
+        """Mark a moment of the session ("launched", "consent shown", "consent
+        given", "logged in", "sent prompt" -- or 1-5 for those -- or any text):
+        the report's timeline places findings before and after each mark."""
+        self.session.phase(name)
+
+    # --- flows -----------------------------------------------------------------
+
+    def requestheaders(self, f: http.HTTPFlow) -> None:
+        self.keeper.requestheaders(f)
+        self.recorder.requestheaders(f)
+
+    def responseheaders(self, f: http.HTTPFlow) -> None:
+        self.keeper.responseheaders(f)
+
+    def response(self, f: http.HTTPFlow) -> None:
+        self.recorder.response(f)
+
+    def error(self, f: http.HTTPFlow) -> None:
+        self.recorder.error(f)
+
+    def websocket_start(self, f: http.HTTPFlow) -> None:
+        self.recorder.websocket_start(f)
+
+    def websocket_message(self, f: http.HTTPFlow) -> None:
+        self.recorder.websocket_message(f)
+
+    def websocket_end(self, f: http.HTTPFlow) -> None:
+        self.recorder.websocket_end(f)
+
+    def tcp_start(self, f) -> None:
+        self.recorder.tcp_start(f)
+
+    def tcp_end(self, f) -> None:
+        self.recorder.tcp_end(f)
+
+    def tcp_error(self, f) -> None:
+        self.recorder.tcp_error(f)
+
+    def udp_start(self, f) -> None:
+        self.recorder.udp_start(f)
+
+    def udp_end(self, f) -> None:
+        self.recorder.udp_end(f)
+
+    def udp_error(self, f) -> None:
+        self.recorder.udp_error(f)
+
+    def dns_request(self, f) -> None:
+        self.recorder.dns_request(f)
+
+    def dns_response(self, f) -> None:
+        self.recorder.dns_response(f)
+
+    def dns_error(self, f) -> None:
+        self.recorder.dns_error(f)
+
+    def tls_failed_client(self, data) -> None:
+        self.tls_failures.tls_failed_client(data)
+
+    def tls_failed_server(self, data) -> None:
+        self.tls_failures.tls_failed_server(data)
+
+
+def make_addons(live: LiveAnalysis | None = None) -> list:
+    """privaudit's addons for mitmproxy's ``addons.add`` (one :class:`Privaudit`)."""
+    return [Privaudit(live)]
 
 
 addons = make_addons()
+
+# Loaded as a script (``mitmdump -s``), this module is itself an addon:
+# mitmproxy looks each event's hook up on it too, for every event of every
+# flow. A name the module lacks costs Python 3.11 microseconds per look-up
+# (the AttributeError's message is formatted), more than all of a flow's
+# other look-ups together; a name that is there and None is found at once
+# and skipped (mitmproxy calls only hooks that are set).
+# ("add_log" is left out: mitmproxy warns about addons that have that deprecated hook.)
+globals().update({h: None for h in _mitmproxy_hooks.all_hooks if h not in globals() and h != "add_log"})

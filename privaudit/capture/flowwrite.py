@@ -95,6 +95,62 @@ def _enc(v: Any) -> bytes:
     return tnetstring.dumps(v)
 
 
+def _enc_list(v: Any) -> bytes:
+    """``_enc`` of a list or tuple, with pairs of bytes (the ``fields`` of
+    headers) written without a call per item."""
+    if type(v) is not tuple and type(v) is not list:
+        return _enc(v)
+    parts = []
+    for x in v:
+        if type(x) is tuple and len(x) == 2:
+            a, b = x
+            if type(a) is bytes and type(b) is bytes:
+                item = b"%d:%s,%d:%s," % (len(a), a, len(b), b)
+                parts.append(b"%d:%s]" % (len(item), item))
+                continue
+        parts.append(_enc(x))
+    body = b"".join(parts)
+    return b"%d:%s]" % (len(body), body)
+
+
+_MESSAGE_GET_STATE = http.Message.get_state
+_DATA_GET_STATE = http.MessageData.get_state
+
+
+def encoded_message(m: Any) -> bytes:
+    """``dumps(m.get_state())`` of a ``Request``/``Response``, without building
+    the state dict (``MessageData.get_state``: the data's attributes in order,
+    headers and trailers as their ``fields``)."""
+    d = m.data
+    if type(m).get_state is not _MESSAGE_GET_STATE or type(d).get_state is not _DATA_GET_STATE:
+        return _enc(m.get_state())
+    parts = []
+    for k, v in reversed(vars(d).items()):
+        kb = _KEYS.get(k)
+        if kb is None:
+            kb = _enc(k)
+            if len(_KEYS) < 1024:
+                _KEYS[k] = kb
+        parts.append(kb)
+        t = type(v)
+        if k == "headers" or (k == "trailers" and v is not None):
+            parts.append(_enc_list(v.get_state()))
+        elif t is bytes:
+            parts.append(b"%d:%s," % (len(v), v))
+        elif v is None:
+            parts.append(b"0:~")
+        elif t is float:
+            x = repr(v).encode()
+            parts.append(b"%d:%s^" % (len(x), x))
+        elif t is int:
+            x = b"%d" % v
+            parts.append(b"%d:%s#" % (len(x), x))
+        else:
+            parts.append(_enc(v))
+    body = b"".join(parts)
+    return b"%d:%s}" % (len(body), body)
+
+
 # --- flow state --------------------------------------------------------------------------
 
 _Conv = Callable[[Any], Any]
@@ -322,8 +378,8 @@ def record(f: Any) -> bytes:
     # http_flow_state(f)'s items, last first; deepcopy(metadata) is written as metadata itself
     body = b"".join([
         k["websocket"], encoded_state_of(ws) if ws else _NONE,
-        k["response"], _enc(resp.get_state()) if resp else _NONE,
-        k["request"], _enc(f.request.get_state()),
+        k["response"], encoded_message(resp) if resp else _NONE,
+        k["request"], encoded_message(f.request),
         k["backup"], _NONE,
         k["timestamp_created"], _enc(f.timestamp_created),
         k["comment"], _enc(f.comment),

@@ -52,7 +52,7 @@ from mitmproxy import exceptions, options
 from mitmproxy.master import Master
 from mitmproxy.proxy import mode_specs
 
-from privaudit.capture.addon import META_FIELDS, Recorder, Session, make_addons
+from privaudit.capture.addon import META_FIELDS, Privaudit, Session
 from privaudit.capture.live import QUEUE_SIZE, LiveAnalysis
 from privaudit.fsutil import private_dir
 from privaudit.errors import ConfigError
@@ -349,12 +349,11 @@ async def _run(
         raise ConfigError(f"capture options: {e}") from e
     master = Master(opts)  # no termlog, no dumper: quiet; logs go to stdlib logging
     live = LiveAnalysis(settings.build_audit, settings.queue_size)
-    ours = make_addons(live)
-    recorder = next(a for a in ours if isinstance(a, Recorder))
-    session = next(a for a in ours if isinstance(a, Session))
+    ours = Privaudit(live)
+    recorder, session = ours.recorder, ours.session
     lifecycle = _Lifecycle(ready, stop, Path(opts.confdir).expanduser(), session, live if settings.live else None)
     master.addons.add(*default_addons.default_addons())
-    master.addons.add(*ours, lifecycle, *extra_addons)
+    master.addons.add(ours, lifecycle, *extra_addons)
     flows = audit_dir / FLOWS_NAME
     meta = audit_dir / META_NAME
     findings = audit_dir / FINDINGS_NAME

@@ -49,17 +49,19 @@ import base64
 import binascii
 import json
 import mimetypes
+import os
 import re
 import struct
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
+from types import MethodType
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
 from privaudit.model import Exchange, Message
 
-__all__ = ["Bounds", "Field", "RawText", "Decoder", "normalize_key"]
+__all__ = ["Bounds", "Field", "RawText", "Decoder", "normalize_key", "WALKER"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,9 +225,17 @@ def _printable_text(data: bytes) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if not text or len(_CONTROL.findall(text)) > len(text) // 50:
+    if not text or _count_controls(text) > len(text) // 50:
         return None
     return text
+
+
+def _count_controls_py(text: str) -> int:
+    """How many characters of ``text`` _CONTROL matches (_walk.c counts faster)."""
+    return len(_CONTROL.findall(text))
+
+
+_count_controls = _count_controls_py
 
 
 def _b64decode(s: str) -> bytes | None:
@@ -385,7 +395,51 @@ def _fixed_number(raw: bytes) -> str | None:
 
 
 _NO_KEYS: frozenset[str] = frozenset()
-_JSON_TEXT = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(x, ensure_ascii=False), built once
+
+
+def _json_text_fn():
+    """``json.dumps(x, ensure_ascii=False)`` for the JSON values the decoder
+    parsed: the encoder the stdlib's one-shot ``encode`` builds per call
+    (``c_make_encoder``, same arguments), built once here. It keeps no
+    circular-reference markers: parsed JSON cannot hold a cycle, and markers
+    left over by a failed call would make the next ones fail."""
+    enc = json.JSONEncoder(ensure_ascii=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython has _json
+        return enc.encode
+    one_shot = make(None, enc.default, json.encoder.encode_basestring, None, enc.key_separator, enc.item_separator,
+                    False, False, True)
+    join = "".join
+
+    def text(o) -> str:
+        return join(one_shot(o, 0))
+
+    return text
+
+
+_JSON_TEXT = _json_text_fn()
+
+
+# What _message does with a header: read it as a field, skip it, or read
+# its cookies. Memoised per (part, name): the same few names come back in
+# every flow.
+_FIELD, _SKIP, _COOKIE, _SET_COOKIE = "field", "skip", "cookie", "set-cookie"
+_HEADER_INFO: dict[tuple[str, str], tuple[str, str, str]] = {}
+
+
+def _header_info(part: str, name: str) -> tuple[str, str, str]:
+    """(what to do, location, normalised key) of header ``name`` in ``part``."""
+    lname = name.lower()
+    if lname in ("cookie", "set-cookie"):
+        info = (_SET_COOKIE if lname == "set-cookie" else _COOKIE, "", "")
+    elif lname.startswith(":") or lname in _SKIP_HEADERS:
+        info = (_SKIP, "", "")
+    else:
+        info = (_FIELD, f"{part}.header {name}", normalize_key(name, header=True))
+    if len(_HEADER_INFO) >= MEMO_LIMIT:
+        _HEADER_INFO.clear()
+    _HEADER_INFO[(part, name)] = info
+    return info
 
 
 class _Budget(Exception):
@@ -408,8 +462,18 @@ class Decoder:
     One instance may be reused for many exchanges; ``stats`` accumulates.
     """
 
-    def __init__(self, bounds: Bounds | None = None, stats: dict | None = None) -> None:
+    def __init__(self, bounds: Bounds | None = None, stats: dict | None = None, *, native: bool = True) -> None:
+        """``native=False`` walks JSON in Python even where the compiled walk
+        (``_walk.c``) is built: same Fields, slower (for tests and benchmarks)."""
         self.bounds = bounds or Bounds()
+        if native and _C is not None:
+            # the compiled _walk and _string; they call back into the Python
+            # methods for what they leave to them (see _walk.c)
+            self._walk = MethodType(_C.walk, self)
+            self._string = MethodType(_C.string, self)
+            self._raw_text = _C.raw_text
+        else:
+            self._raw_text = RawText
         self.stats = stats if stats is not None else {}
         self.stats.setdefault("bounds_hit", Counter())  # depth, nesting, fields, body_bytes, inflate_bytes, strings, protobuf_fields
         self.stats.setdefault("undecodable_bodies", 0)
@@ -432,7 +496,7 @@ class Decoder:
                 if ws.from_client or responses:
                     side = "request" if ws.from_client else "response"
                     self._body(ws.content, "", f"websocket[{i}]", _Ctx(side, (), 0))
-                    self._raw.append(RawText(side, f"websocket[{i}]", ws.content.decode("utf-8", "replace")))
+                    self._raw.append(self._raw_text(side, f"websocket[{i}]", ws.content.decode("utf-8", "replace")))
         except _Budget:
             self.stats["bounds_hit"]["fields"] += 1
         return self._out, self._raw
@@ -469,7 +533,7 @@ class Decoder:
         ctx = _Ctx("request", (), 0)
         if ex.url:
             parts = urlsplit(ex.url)
-            self._raw.append(RawText("request", "request.url", ex.url, ("request.path", "request.query")))
+            self._raw.append(self._raw_text("request", "request.url", ex.url, ("request.path", "request.query")))
             if parts.path and parts.path != "/":
                 path = unquote(parts.path)
                 self._emit(ctx, "request.path", "", "", path)
@@ -478,16 +542,18 @@ class Decoder:
             self._message(ex.request, ctx, "request")
 
     def _message(self, msg: Message, ctx: _Ctx, part: str) -> None:
+        infos = _HEADER_INFO
         for name, value in msg.headers:
-            lname = name.lower()
-            if lname in ("cookie", "set-cookie"):
-                self._cookies(value, ctx, part, set_cookie=lname == "set-cookie")
-                continue
-            if lname.startswith(":") or lname in _SKIP_HEADERS:
-                continue
-            self._string_once(value, ctx, f"{part}.header {name}", name, normalize_key(name, header=True))
+            info = infos.get((part, name))
+            if info is None:
+                info = _header_info(part, name)
+            kind, loc, nkey = info
+            if kind is _FIELD:
+                self._string_once(value, ctx, loc, name, nkey)
+            elif kind is not _SKIP:
+                self._cookies(value, ctx, part, set_cookie=kind is _SET_COOKIE)
         if msg.body:
-            self._raw.append(RawText(ctx.side, f"{part}.body", msg.body[: self.bounds.max_body_bytes].decode("utf-8", "replace")))
+            self._raw.append(self._raw_text(ctx.side, f"{part}.body", msg.body[: self.bounds.max_body_bytes].decode("utf-8", "replace")))
             self._body(msg.body, msg.content_type, f"{part}.body", ctx)
 
     def _cookies(self, header: str, ctx: _Ctx, part: str, set_cookie: bool) -> None:
@@ -597,9 +663,11 @@ class Decoder:
     def _pairs(self, pairs: list[tuple[str, str]], ctx: _Ctx, prefix: str, suffix: str = "") -> None:
         """Query or form pairs; each knows the others' keys (``siblings``),
         like the keys of one JSON object."""
-        keys = frozenset(normalize_key(k) for k, _ in pairs)
-        for k, v in pairs:
-            self._string(v, ctx, f"{prefix}{k}{suffix}", k, normalize_key(k), siblings=keys)
+        nkeys = [normalize_key(k) for k, _ in pairs]
+        keys = frozenset(nkeys)
+        string = self._string
+        for (k, v), nk in zip(pairs, nkeys):
+            string(v, ctx, f"{prefix}{k}{suffix}", k, nk, siblings=keys)
 
     def _socketio_event(self, text: str, loc: str, ctx: _Ctx) -> bool:
         """``42["event", arg, ...]``: each argument is read under the event's
@@ -865,20 +933,16 @@ class Decoder:
             return
         if isinstance(obj, list):
             if obj:
-                items = tuple(
-                    {
-                        (_key_info(k) if type(k) is str else _key_info(str(k)))[0]: v if type(v) is str else _scalar(v)
-                        for k, v in it.items()
-                    }
-                    if isinstance(it, dict)
-                    else (it if type(it) is str else _scalar(it))
-                    for it in obj
-                )
-                self._emit(ctx, prefix + path, key, nkey, _JSON_TEXT(obj)[:4096], kpath, siblings, items)
+                self._list_field(obj, ctx, prefix, path, kpath, key, nkey, siblings)
             for i, v in enumerate(obj):
                 # an instruction the app itself wrote (a system prompt) is not
                 # what the user said: its path reads "messages[system]"
-                step = "[system]" if isinstance(v, dict) and (v.get("role") or v.get("Role")) in _APP_ROLES else "[]"
+                step = "[]"
+                if isinstance(v, dict):
+                    role = v.get("role") or v.get("Role")
+                    # (a str test first: a list as the role is unhashable)
+                    if isinstance(role, str) and role in _APP_ROLES:
+                        step = "[system]"
                 self._walk(v, ctx, prefix, f"{path}[{i}]", kpath + step, key, nkey, siblings, level + 1)
             return
         if obj is None:
@@ -887,6 +951,20 @@ class Decoder:
             self._string(obj, ctx, prefix + path, key, nkey, kpath, siblings)
         else:
             self._emit(ctx, prefix + path, key, nkey, _scalar(obj), kpath, siblings)
+
+    def _list_field(self, obj: list, ctx: _Ctx, prefix: str, path: str, kpath: str, key: str, nkey: str, siblings: frozenset) -> None:
+        """The Field of a non-empty JSON list itself: its JSON text, and its
+        items (each a str, or a dict nkey->str for an object)."""
+        items = tuple(
+            {
+                (_key_info(k) if type(k) is str else _key_info(str(k)))[0]: v if type(v) is str else _scalar(v)
+                for k, v in it.items()
+            }
+            if isinstance(it, dict)
+            else (it if type(it) is str else _scalar(it))
+            for it in obj
+        )
+        self._emit(ctx, prefix + path, key, nkey, _JSON_TEXT(obj)[:4096], kpath, siblings, items)
 
     # ---------------------------------------------------------------- strings
 
@@ -965,3 +1043,42 @@ def _scalar(v) -> str:
     if isinstance(v, (dict, list)):
         return _JSON_TEXT(v)
     return str(v)
+
+
+def _native_walk():
+    """The compiled JSON walk (``_walk.c``, built at install by hatch_build.py),
+    set up to call back into this module, or None: not built here, or
+    ``PRIVAUDIT_PURE_PYTHON=1`` asks for the Python one. Both give the same
+    Fields in the same order, and the same counters (tested)."""
+    if os.environ.get("PRIVAUDIT_PURE_PYTHON"):
+        return None
+    try:
+        from . import _walk
+    except ImportError:
+        return None
+    # Fields (RawTexts) are built by filling their slots directly while the
+    # class is still the plain slots dataclass above, whose __init__ only
+    # assigns them (frozen RawText's through object.__setattr__)
+    def plain(cls, frozen: bool) -> bool:
+        return (
+            type(cls) is type
+            and cls.__slots__ == tuple(f.name for f in fields(cls))
+            and cls.__new__ is object.__new__
+            and (frozen or cls.__setattr__ is object.__setattr__)
+            and not hasattr(cls, "__post_init__")
+        )
+
+    _walk.configure(
+        Field=Field, direct=plain(Field, False), RawText=RawText, raw_direct=plain(RawText, True), shapes=_SHAPES, object_shape=_object_shape, scalar=_scalar, budget=_Budget,
+        app_roles=_APP_ROLES, py_walk=Decoder._walk, list_field=Decoder._list_field, py_string=Decoder._string,
+        no_keys=_NO_KEYS, key_infos=_KEY_INFO, key_info=_key_info, json_text=_JSON_TEXT,
+    )
+    return _walk
+
+
+_C = _native_walk()
+if _C is not None:
+    _count_controls = _C.count_controls
+#: Which decoder walks JSON here: "C" or "Python" (see :func:`_native_walk`;
+#: for the findings document's environment, like the flow record reader).
+WALKER = "C" if _C is not None else "Python"

@@ -65,29 +65,23 @@ GC_EVERY = 50
 
 @contextmanager
 def paced_gc() -> Iterator[None]:
-    """Python's cyclic garbage collector off, and one explicit collection
-    every :data:`GC_EVERY` batches (see :func:`_batch_done`), for the body.
+    """Python's cyclic garbage collector off for the body, with an explicit
+    collection every :data:`GC_EVERY` batches instead (see :func:`_batch_done`).
 
     Analysis allocates millions of short-lived containers (fields, tuples,
     decoded JSON) that reference counting frees; almost none form cycles
     (about 2,000 cyclic objects in a 10k-flow run). The automatic collector
     still walked the young ones every 700 allocations and, now and then,
     every object the rules and canaries are made of: 5-8 % of the CPU time
-    of ``analyze`` for nothing. The objects that exist when analysis starts
-    (rules, canaries, maps: all long-lived) are frozen out of the collector's
-    sight; the periodic collection keeps memory bounded should hostile data
-    make cycles after all. The previous state is restored afterwards.
+    of ``analyze`` for nothing. The paced collections keep memory bounded
+    should hostile data make cycles after all. The previous state is
+    restored afterwards.
     """
     was_enabled = gc.isenabled()
-    freeze = gc.get_freeze_count() == 0  # a caller's own freeze is left alone
-    if freeze:
-        gc.freeze()
     gc.disable()
     try:
         yield
     finally:
-        if freeze:
-            gc.unfreeze()
         if was_enabled:
             gc.enable()
 

@@ -247,3 +247,24 @@ def test_websocket_protocol_frames(frame, location, key, value):
     fs = {f.location: f for f in Decoder().exchange(e)[0]}
     assert location in fs, sorted(fs)
     assert (fs[location].key, fs[location].value) == (key, value)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+def test_a_role_that_is_not_text_does_not_end_the_decoding(native):
+    """{"role": [...]} is unhashable: the walk must not raise on it (it did,
+    and the analysis dropped the flow with a warning)."""
+    msgs = [{"role": ["system"], "content": "a"}, {"role": {"x": 1}, "Role": "system", "content": "b"},
+            {"role": "system", "content": "c"}, {"role": "user", "content": "d"}]
+    e = ex(json.dumps({"messages": msgs}).encode(), "application/json")
+    fs = {f.location: f for f in Decoder(native=native).exchange(e)[0]}
+    assert fs["request.body $.messages[0].content"].keypath == "$.messages[].content"
+    assert fs["request.body $.messages[1].content"].keypath == "$.messages[].content"
+    assert fs["request.body $.messages[2].content"].keypath == "$.messages[system].content"
+    assert fs["request.body $.messages[3].content"].keypath == "$.messages[].content"
+
+
+def test_list_text_is_json_dumps():
+    from privaudit.detect.decode import _JSON_TEXT
+
+    for v in ([1, 2.5, float("nan"), float("inf"), True, None, "\ud800é\"\\\n"], {"a": [{}, []], "b": -0.0}, "s", 10**30, []):
+        assert _JSON_TEXT(v) == json.dumps(v, ensure_ascii=False)

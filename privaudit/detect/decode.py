@@ -41,6 +41,13 @@ content types, and for untyped binary bodies when that yields text fields.
 Bounds keep hostile or huge traffic cheap: nesting depth, fields per exchange,
 bytes parsed per body, bytes produced by decompression. When one is hit the
 decoder stops going deeper there and counts it in ``stats["bounds_hit"]``.
+
+The JSON walk and the plain-string case of ``_string`` (most of the decoder's
+time) also exist in C (``_walk.c``, compiled at install by hatch_build.py);
+where it is built a Decoder uses it, and it calls back into the Python methods
+here for every string that might decode further and every unusual object.
+Both give the same Fields in the same order and the same counters (tested);
+``PRIVAUDIT_PURE_PYTHON=1`` or ``Decoder(native=False)`` runs Python only.
 """
 
 from __future__ import annotations
@@ -1069,9 +1076,10 @@ def _native_walk():
         )
 
     _walk.configure(
-        Field=Field, direct=plain(Field, False), RawText=RawText, raw_direct=plain(RawText, True), shapes=_SHAPES, object_shape=_object_shape, scalar=_scalar, budget=_Budget,
-        app_roles=_APP_ROLES, py_walk=Decoder._walk, list_field=Decoder._list_field, py_string=Decoder._string,
-        no_keys=_NO_KEYS, key_infos=_KEY_INFO, key_info=_key_info, json_text=_JSON_TEXT,
+        Field=Field, direct=plain(Field, False), RawText=RawText, raw_direct=plain(RawText, True),
+        shapes=_SHAPES, object_shape=_object_shape, key_infos=_KEY_INFO, key_info=_key_info,
+        scalar=_scalar, json_text=_JSON_TEXT, budget=_Budget, app_roles=_APP_ROLES, no_keys=_NO_KEYS,
+        py_walk=Decoder._walk, list_field=Decoder._list_field, py_string=Decoder._string,
     )
     return _walk
 

@@ -17,8 +17,8 @@ demo: $(VENV)/.installed
 system-deps:
 	bash scripts/system-deps.sh
 
-# hatch_build.py compiles privaudit/source/_tnet.c at install: a change to either reinstalls
-BUILD_INPUTS := pyproject.toml hatch_build.py privaudit/source/_tnet.c
+# hatch_build.py compiles the C modules at install: a change to any of them reinstalls
+BUILD_INPUTS := pyproject.toml hatch_build.py privaudit/source/_tnet.c privaudit/detect/_walk.c
 
 $(VENV)/.installed: $(BUILD_INPUTS)
 	$(PYTHON) -m venv $(VENV)

@@ -607,6 +607,7 @@ def _analysis_environment() -> dict[str, str]:
 
     from mitmproxy import version as mversion
 
+    from .detect.decode import WALKER
     from .source.fast import READER
 
     return {
@@ -614,6 +615,7 @@ def _analysis_environment() -> dict[str, str]:
         "python": platform.python_version(),
         "mitmproxy (analysis)": mversion.VERSION,
         "flow record reader": READER,
+        "decoder walk": WALKER,
         "platform": platform.platform(terse=True),
     }
 

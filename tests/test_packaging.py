@@ -76,3 +76,14 @@ def test_wheel_carries_the_compiled_reader_where_it_was_built(installed, tmp_pat
     assert r.returncode == 0, r.stderr
     reader, path = r.stdout.split()
     assert reader == "C" and path.startswith(str(installed))
+
+
+def test_wheel_carries_the_compiled_decoder_walk_where_it_was_built(installed, tmp_path):
+    from privaudit.detect import decode
+
+    if decode.WALKER != "C":
+        pytest.skip("no C decoder walk built in this environment (no compiler at install?)")
+    r = _run(installed, tmp_path, "-c", "import privaudit.detect.decode as d; print(d.WALKER, d._C.__file__)")
+    assert r.returncode == 0, r.stderr
+    walker, path = r.stdout.split()
+    assert walker == "C" and path.startswith(str(installed))

@@ -87,13 +87,14 @@ def machine() -> str:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     from privaudit.detect.canaries import canaries_from_mapping
+    from privaudit.detect.decode import WALKER
     from privaudit.source.fast import READER
 
     engine = canaries_from_mapping({"email": "bench@example.org"}).engine
     return (
         f"machine: {cpu}; {cores} cores available; {platform.system()} {platform.release()}; "
         f"python {platform.python_version()}; mitmproxy {mitm}; privaudit {__version__}; "
-        f"flow record reader: {READER}; canary matcher: {engine}"
+        f"flow record reader: {READER}; decoder walk: {WALKER}; canary matcher: {engine}"
     )
 
 

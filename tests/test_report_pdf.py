@@ -2,7 +2,7 @@
 poppler's pdftotext/pdffonts/pdftoppm.
 
 Needs: pip install 'privaudit[pdf]'; apt packages libpango-1.0-0
-libpangoft2-1.0-0 fonts-noto-cjk poppler-utils. Outside CI a missing piece
+libpangoft2-1.0-0 fonts-nanum fonts-noto-cjk poppler-utils. Outside CI a missing piece
 skips these tests; under CI=true it fails them.
 """
 
@@ -86,9 +86,20 @@ def test_without_show_values_no_page_is_marked(pdfs):
     assert "데모 전용 모조 주소" in pages[0]
 
 
+def _has_font(family: str) -> bool:
+    if shutil.which("fc-list") is None:
+        return False
+    return bool(subprocess.run(["fc-list", family], capture_output=True, text=True).stdout.strip())
+
+
 def test_korean_text_uses_a_cjk_font(pdfs):
     fonts = subprocess.run(["pdffonts", str(pdfs[("ko", True)])], check=True, capture_output=True, text=True).stdout
-    assert "CJK" in fonts, fonts
+    # NanumGothic (fonts-nanum) first: a 4.7 MB face instead of a 20 MB Noto
+    # CJK collection, which WeasyPrint copies whole for every face it uses.
+    assert "NanumGothic" in fonts or "CJK" in fonts, fonts
+    if not _has_font("NanumGothic"):
+        _missing("NanumGothic (apt-get install fonts-nanum)")
+    assert "NanumGothic" in fonts, fonts
     text = " ".join(_pages(pdfs[("ko", True)]))
     for word in ("개인정보", "국외", "수신자", "중국 (CN)"):
         assert word in text, word
@@ -170,3 +181,35 @@ def test_the_renderer_fetches_nothing(weasyprint):
             server.accept()
     with pytest.raises(ValueError, match="load no external resources"):
         _refusing_fetcher()("http://127.0.0.1/x")
+
+
+def test_only_the_pdf_prefers_nanum_gothic():
+    """The PDF's stylesheet puts NanumGothic before Noto Sans CJK (memory: see
+    _report.css.j2); the HTML report keeps its own font list."""
+    from privaudit.report import _render_template
+
+    doc = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    pdf_html = _render_template(doc, "pdf", "ko", False, "KR", "r.pdf")
+    html = _render_template(doc, "html", "ko", False, "KR", "r.html")
+    assert 'html { font-family: "NanumGothic", "Noto Sans CJK KR"' in pdf_html
+    assert 'font-family="NanumGothic, Noto Sans CJK KR' in pdf_html  # the flow map
+    assert "NanumGothic" not in html
+
+
+def test_user_agent_stylesheet_is_scoped_and_lists_keep_their_markers(weasyprint, poppler, tmp_path):
+    """WeasyPrint's stylesheet gives every element ::marker and footnote/note
+    pseudo-element rules and keeps a computed style for each (a third of the
+    PDF's peak memory); the report scopes them. Should a WeasyPrint upgrade
+    change that stylesheet, _html_class falls back to the stock one and this
+    test says so. List markers must still be drawn."""
+    from privaudit.report import _html_class
+
+    cls = _html_class(weasyprint)
+    assert cls is not weasyprint.HTML, "the scoped user-agent stylesheet is not in use"
+    html = cls(string="<ol><li>alpha</li><li>beta</li></ol><ul><li>gamma</li></ul>", base_url=None,
+               url_fetcher=_refusing_fetcher())
+    out = tmp_path / "list.pdf"
+    out.write_bytes(html.write_pdf())
+    text = " ".join(_pages(out))
+    assert "1. alpha" in text and "2. beta" in text, text
+    assert "• gamma" in text, text

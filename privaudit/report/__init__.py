@@ -10,7 +10,9 @@ data (redacted by default), and a failed render leaves no file behind.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,7 +32,7 @@ FORMATS: tuple[str, ...] = ("html", "json", "md", "pdf")
 PDF_INSTALL_HINT = (
     "PDF reports need WeasyPrint: pip install 'privaudit[pdf]' "
     "(it also needs the Pango library, e.g. apt-get install libpango-1.0-0 libpangoft2-1.0-0, "
-    "and CJK fonts for Korean and Chinese text, e.g. apt-get install fonts-noto-cjk)"
+    "and fonts for Korean and Chinese text, e.g. apt-get install fonts-nanum fonts-noto-cjk)"
 )
 
 
@@ -78,6 +80,46 @@ def _weasyprint():
     return weasyprint
 
 
+# WeasyPrint's user-agent stylesheet gives every element ``::marker``,
+# ``::footnote-call``, ``::footnote-marker``, ``::note-call``, ``::note-marker``
+# and ``::note-callback`` rules, and WeasyPrint keeps a computed style for each
+# pseudo-element that has rules, drawn or not: six per element, about 74,000
+# for a 12,000-element report, which was a third of the PDF's peak memory.
+# The report has no footnotes or notes, and only ``li`` (and ``summary``) are
+# list items that draw a marker, so those rules are scoped to what they can
+# apply to; the pages come out the same.
+_UA_NOTES_RULE = re.compile(r"^::(?:footnote|note)-[a-z]+ \{[^}]*\}[ \t]*$", re.M)
+
+
+@functools.lru_cache(maxsize=None)
+def _html_class(weasyprint):
+    """``weasyprint.HTML`` with the scoped user-agent stylesheet, or plain
+    ``weasyprint.HTML`` where this WeasyPrint's stylesheet is not the one
+    expected (the PDF is then the same, only laid out with more memory)."""
+    try:
+        from weasyprint import html as wp_html
+
+        stock = wp_html.UA_STYLESHEET
+        stock_sheets = weasyprint.HTML._ua_stylesheets
+        text = wp_html.UA
+    except (ImportError, AttributeError):
+        return weasyprint.HTML
+    lean = text.replace("\n::marker {", "\nli::marker, summary::marker {", 1)
+    lean = _UA_NOTES_RULE.sub("", lean)
+    if lean == text or re.search(r"^::(?:marker|footnote|note)", lean, re.M):
+        return weasyprint.HTML
+    try:
+        sheet = weasyprint.CSS(string=lean, counter_style=wp_html.UA_COUNTER_STYLE)
+    except Exception:  # noqa: BLE001 - any trouble: the stock stylesheet
+        return weasyprint.HTML
+
+    class _HTML(weasyprint.HTML):
+        def _ua_stylesheets(self, *args, **kwargs):
+            return [sheet if s is stock else s for s in stock_sheets(self, *args, **kwargs)]
+
+    return _HTML
+
+
 def _refusing_fetcher():
     """A WeasyPrint URL fetcher that loads nothing: the report is self-contained,
     and a URL in it could only come from hostile data."""
@@ -120,7 +162,9 @@ def render_bytes(
     text = _render_template(doc, fmt, lang, show_values, home_country, report_name)
     if weasyprint is not None:
         # The PDF is the HTML report laid out for print (@page rules in its CSS).
-        return weasyprint.HTML(string=text, base_url=None, url_fetcher=_refusing_fetcher()).write_pdf()
+        html = _html_class(weasyprint)(string=text, base_url=None, url_fetcher=_refusing_fetcher())
+        del text
+        return html.write_pdf()
     return text.encode("utf-8")
 
 

@@ -368,12 +368,17 @@ class Canaries:
     def __len__(self) -> int:
         return len(self.canaries)
 
-    def find(self, text: str) -> Iterator[CanaryHit]:
-        """Every canary variant in ``text``."""
+    def find(self, text: str) -> list[CanaryHit]:
+        """Every canary variant in ``text``, in order of where it ends (a
+        list: most texts hold none, and an empty list costs nothing)."""
         if self._empty or not text:
-            return
+            return []
+        matches = self._matches(text)
+        if not matches:
+            return []
         n = len(text)
-        for end, (ci, enc, bounded, length, rank) in self._matches(text):
+        out = []
+        for end, (ci, enc, bounded, length, rank) in matches:
             start = end - length + 1
             if bounded:
                 t = text[start : end + 1]
@@ -381,7 +386,8 @@ class Canaries:
                     continue
                 if t[-1] in _ASCII_ALNUM and end + 1 < n and text[end + 1] in _ASCII_ALNUM:
                     continue
-            yield CanaryHit(self.canaries[ci], enc, text[start : end + 1], start, rank)
+            out.append(CanaryHit(self.canaries[ci], enc, text[start : end + 1], start, rank))
+        return out
 
     def _matches(self, text: str):
         """(index of the last character, payload) of every variant occurrence."""
@@ -395,9 +401,9 @@ class Canaries:
                 # a lone surrogate ("\udc80" in a JSON string, a header read
                 # with surrogateescape): not UTF-8, which the Rust automaton
                 # needs; pyahocorasick takes any str
-                return self._automaton.iter(text)
+                return list(self._automaton.iter(text))
             return [(stop - 1, payloads[i]) for i, _start, stop in found]
-        return self._automaton.iter(text)
+        return list(self._automaton.iter(text))
 
     def coord_parts(self, value: str) -> list[tuple[Canary, str]]:
         """For a numeric field: which location canaries' "lat" or "lon" it is

@@ -483,9 +483,10 @@ class Detector:
         # a variant, and not a letter or digit, so boundaries still hold);
         # each hit is mapped back to its field by offset.
         values = [f.value if f.items is None else "" for f in fields]
+        joined = "\x00".join(values)
         starts: list[int] = []
         per_field: dict[tuple[int, str], CanaryHit] = {}
-        for h in can.find("\x00".join(values)):
+        for h in can.find(joined):
             if not starts:
                 pos = 0
                 for v in values:
@@ -514,8 +515,11 @@ class Detector:
                 found_under.add((f.side, "location", f.location))
                 offer(f.side, "location", f.location, f.encoding, None, f"{lat},{lon}")
         for raw in raws:
+            hits = can.find(raw.text)
+            if not hits:
+                continue
             seen_here = set()
-            for h in sorted(can.find(raw.text), key=lambda h: h.rank):
+            for h in sorted(hits, key=lambda h: h.rank):
                 cat = h.canary.category
                 if cat in seen_here:
                     continue

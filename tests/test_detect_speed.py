@@ -250,3 +250,25 @@ def test_dropping_the_memos_changes_no_result():
     assert not det._value_memo and not det._pattern_memo and not det._decoder._string_memo
     assert [[f.to_json() for f in det.scan(e)] for e in exs] == first
     assert any(f["method"] == "canary" for f in first[0])
+
+
+def test_memo_turnover_changes_no_result(monkeypatch):
+    """With a tiny memo, entries turn over all the time (the full memo
+    becomes the old generation, hot entries move back): the findings must
+    be those of a detector that never forgets, flow after flow."""
+    from privaudit.detect import detector as detector_mod
+
+    exs = [
+        _ex(f"https://api.example.com/v1/e?uid={i % 5}",
+            {"email": "tester.one@example.org" if i % 3 else "other@example.net", "imei": "356938035643809",
+             "n": i, "ua": f"app/{i % 4}", "phone": "010-1234-5678" if i % 2 else "+82 10 1234 5678"},
+            headers=(("Cookie", f"sid=abcdef{i % 7}0123456789"),), index=i)
+        for i in range(60)
+    ]
+    reference = Detector(RULES, canaries=canaries_from_mapping(CANARIES))
+    expected = [[f.to_json() for f in reference.scan(e)] for e in exs]
+    monkeypatch.setattr(detector_mod, "MEMO_LIMIT", 3)
+    small = Detector(RULES, canaries=canaries_from_mapping(CANARIES))
+    assert [[f.to_json() for f in small.scan(e)] for e in exs] == expected
+    assert small._value_memo_old  # the turnover happened
+    assert any(f["category"] == "email" for f in expected[1])

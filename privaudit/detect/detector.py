@@ -229,6 +229,7 @@ class Detector:
         self._pattern_memo: dict[str, tuple] = {}
         self._key_plans: dict[str, tuple[tuple, tuple]] = {}
         self._value_memo: dict[tuple[str, str], tuple] = {}
+        self._value_memo_old: dict[tuple[str, str], tuple] = {}
         self._has_patterns = bool(rules.pattern_rules)
         self._scores: dict[tuple, tuple] = {}
         self._rule_hits: dict[tuple, tuple] = {}
@@ -241,6 +242,7 @@ class Detector:
         holds the endpoints' entries instead, so the peak does not grow with
         the number of endpoints on top of full memos."""
         self._value_memo.clear()
+        self._value_memo_old = {}
         self._pattern_memo.clear()
         self._key_plans.clear()
         string_memo = getattr(self._decoder, "_string_memo", None)
@@ -406,10 +408,16 @@ class Detector:
             mk = (f.nkey, v)
             plan = memo.get(mk)
             if plan is None:
-                plan = value_plan(f, url)
+                # two generations: a full memo becomes the old one, whose
+                # entries move back when asked for, so the hot ones (user
+                # agents, versions, flags) survive the turnover
+                plan = self._value_memo_old.get(mk)
+                if plan is None:
+                    plan = value_plan(f, url)
                 if len(v) <= 256:
                     if len(memo) >= MEMO_LIMIT:
-                        memo.clear()
+                        self._value_memo_old = memo
+                        memo = self._value_memo = {}
                     memo[mk] = plan
             if plan is _NOTHING:
                 continue

@@ -139,7 +139,10 @@ def _worth_decoding(resp: Message | None) -> bool:
         if w in body:
             return True
     low = body.lower()
-    return any(w in low for w in _CREDENTIAL_WORDS)
+    for w in _CREDENTIAL_WORDS:
+        if w in low:
+            return True
+    return False
 
 
 _DELETE_DIGITS = str.maketrans("", "", "0123456789")

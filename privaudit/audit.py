@@ -436,8 +436,10 @@ class Audit:
     """Accumulates exchanges and their findings into one findings document."""
 
     def __init__(self, detector, locator, *, rules_digest: str, show_values: bool = False, demo: bool = False):
+        """``locator``: a Locator, or a function that makes one when it is
+        first needed (see :func:`build`)."""
         self.detector = detector
-        self.locator = locator
+        self._locator = locator
         self.rules_digest = rules_digest
         self.show_values = show_values
         self.demo = demo
@@ -463,6 +465,12 @@ class Audit:
         self.login_hosts: set[str] = set()
         self.nameserver: str | None = None
         self.resolve_best_effort = False
+
+    @property
+    def locator(self):
+        if callable(self._locator):
+            self._locator = self._locator()
+        return self._locator
 
     def add(self, ex: Exchange, found: list[Finding] | None = None, scan_error: str | None = None) -> list[Finding]:
         """Counts one exchange and its findings (scanning it here unless ``found`` is given)."""
@@ -689,12 +697,15 @@ def build(
         geo = find_geoip_databases([Path(g) for g in geoip_paths], warnings=warnings)
     else:
         geo = [Path(g) for g in geoip_paths]
-    locator = Locator(
-        geoip_paths=geo,
-        operator_files=user_operator_files(rules_dirs),
-        asn_files=user_asn_files(rules_dirs),
-        demo_addresses=demo_addresses,
-    )
+    operator_files, asn_files = user_operator_files(rules_dirs), user_asn_files(rules_dirs)
+
+    def locator():
+        return Locator(geoip_paths=geo, operator_files=operator_files, asn_files=asn_files, demo_addresses=demo_addresses)
+
+    if geo or operator_files or asn_files:
+        locator = locator()  # the user's own files: a bad one fails now, before any work
+    # else only the shipped, already validated maps: loaded when first needed
+    # (a parallel analysis loads them while the workers start on the flows)
     detector = Detector(rules, canaries=canaries, show_values=show_values)
     audit = Audit(detector, locator, rules_digest=rules.digest, show_values=show_values, demo=demo_addresses is not None)
     audit.warnings.extend(warnings)
@@ -749,6 +760,7 @@ def analyze(
         audit.detector,
         jobs=jobs,
         worker_args=([str(d) for d in rules_dirs], str(canaries_path) if canaries_path else None, show_values),
+        while_waiting=lambda: audit.locator,
     ):
         for r in results:
             if r[0] == "skip":

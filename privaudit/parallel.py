@@ -16,7 +16,7 @@ import gc
 import os
 from collections import deque
 from contextlib import contextmanager
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +36,18 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def iter_items(opened: Sequence[tuple[Path, str]], state: ReadState) -> Iterator[Item]:
+def iter_items(opened: Sequence[tuple[Path, str]], state: ReadState, *, hash_now: bool = True) -> Iterator[Item]:
     """Every flow of every opened input (:func:`~privaudit.source.open_inputs`) as
-    an undecoded item, in input order."""
+    an undecoded item, in input order. With ``hash_now`` false, each input's
+    SHA-256 is left to ``state.hash_inputs()``."""
     from .source.flowfile import iter_flowfile_records
     from .source.har import load_har
 
     i = 0
     for path, fmt in opened:
-        info = InputInfo(path=str(path), sha256=file_sha256(path), format=fmt)
+        info = InputInfo(path=str(path), sha256=file_sha256(path) if hash_now else "", format=fmt)
+        if not hash_now:
+            state.unhashed.append((info, path))
         state.inputs.append(info)
         if fmt == "har":
             for entry in load_har(path):
@@ -166,16 +169,28 @@ def run_batches(
     *,
     jobs: int | None,
     worker_args: tuple[list[str], str | None, bool],
+    while_waiting: Callable[[], object] | None = None,
 ) -> Iterator[list[tuple]]:
-    """Yields each batch's results in input order, in-process or from a pool."""
+    """Yields each batch's results in input order, in-process or from a pool.
+
+    With a pool, the main process has time on its hands once the workers are
+    busy: it then computes the inputs' SHA-256 and calls ``while_waiting``
+    (the audit loads what only the document step needs), work that would
+    otherwise come before the first flow or after the last one, with the
+    second core idle. In-process, both happen where they always did (one
+    core, nothing to overlap).
+    """
     jobs = default_jobs() if jobs is None else max(1, jobs)
     total = sum(p.stat().st_size for p, _ in opened)
-    items = iter_items(opened, state)
     if jobs == 1 or total < PARALLEL_MIN_BYTES:
+        items = iter_items(opened, state)
         with paced_gc():
             for batch in _batches(items):
                 yield analyze_batch(batch, detector)
+        if while_waiting is not None:
+            while_waiting()
         return
+    items = iter_items(opened, state, hash_now=False)
 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -191,10 +206,16 @@ def run_batches(
     try:
         with paced_gc(), ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=worker_args) as pool:
             pending: deque = deque()
+            idle_work = True
             try:
                 for batch in _batches(items):
                     pending.append(pool.submit(analyze_batch, batch))
                     if len(pending) >= 2 * jobs:
+                        if idle_work:  # the workers have their first batches
+                            idle_work = False
+                            state.hash_inputs()
+                            if while_waiting is not None:
+                                while_waiting()
                         done = pending.popleft().result()
                         _batch_done()
                         yield done
@@ -202,6 +223,7 @@ def run_batches(
                     done = pending.popleft().result()
                     _batch_done()
                     yield done
+                state.hash_inputs()  # inputs opened after the first batches, and small runs
             finally:
                 for f in pending:
                     f.cancel()

@@ -177,3 +177,16 @@ def test_encoded_findings_are_exactly_json_dumps_of_the_dicts():
             enc = audit.encode_findings(ex, found)
             assert enc.lines == [json.dumps(d, ensure_ascii=False) for d in audit.finding_dicts(ex, found)]
             assert enc.request_categories == ["email"] * len(nasty)
+
+
+def test_every_input_is_hashed_when_the_pool_hashes_them_late(tmp_path, many_batches):
+    # With a pool the main process hashes the inputs once the workers are
+    # busy; an input opened after that (the second one here) is hashed at the end.
+    from privaudit.source import file_sha256
+
+    second = tmp_path / "second.mitm"
+    second.write_bytes((CORPUS / "dumpfile-7.mitm").read_bytes())
+    doc = audit.analyze([EVALSET, second], jobs=2)
+    assert [i["sha256"] for i in doc["inputs"]] == [file_sha256(EVALSET), file_sha256(second)]
+    serial = audit.analyze([EVALSET, second], jobs=1)
+    assert doc["inputs"] == serial["inputs"]

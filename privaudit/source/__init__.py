@@ -53,6 +53,14 @@ class ReadState:
 
     inputs: list[InputInfo] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unhashed: list[tuple[InputInfo, Path]] = field(default_factory=list)
+    """Inputs whose ``sha256`` is still to be computed (see :meth:`hash_inputs`)."""
+
+    def hash_inputs(self) -> None:
+        """Computes the SHA-256 of every input opened so far that has none yet."""
+        while self.unhashed:
+            info, path = self.unhashed.pop(0)
+            info.sha256 = file_sha256(path)
 
 
 def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:

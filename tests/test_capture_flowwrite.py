@@ -157,3 +157,14 @@ def test_a_connection_changed_between_flows_is_written_as_it_is_now():
     assert fw.record(second) == theirs(second)
     first.client_conn.certificate_list.clear()
     assert fw.record(second) == theirs(second)
+
+
+def test_remembered_header_lines_are_written_as_they_are_now(monkeypatch):
+    monkeypatch.setattr(fw, "PAIRS_SIZE", 4)  # full after a few lines: cleared and filled again
+    for i in range(12):
+        f = post_flow(i)
+        f.request.headers["x-n"] = str(i % 3)  # some lines repeat, some do not
+        f.request.headers.fields = f.request.headers.fields + ((b"X-N", b"\xff"),)
+        f.response.headers["date"] = f"Sat, 28 Nov 2026 16:00:{i:02d} GMT"
+        assert fw.record(f) == theirs(f)
+    assert len(fw._PAIRS) <= 4

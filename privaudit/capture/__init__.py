@@ -2,10 +2,11 @@
 in-process proxy runner behind ``privaudit capture``, its terminal dashboard
 and the onboarding it prints.
 
-- ``addon.py``: :class:`~privaudit.capture.addon.Recorder` (flow file),
-  :class:`~privaudit.capture.addon.StreamKeeper` (server-sent events),
-  :class:`~privaudit.capture.addon.Session` (meta.json, phase marks);
-  loadable as a script with ``mitmdump``/``mitmweb -s``.
+- ``addon.py``: :class:`~privaudit.capture.addon.Privaudit`, the one
+  mitmproxy addon, made of :class:`~privaudit.capture.addon.Recorder` (flow
+  file), :class:`~privaudit.capture.addon.StreamKeeper` (server-sent events),
+  :class:`~privaudit.capture.addon.Session` (meta.json, phase marks) and the
+  live analysis; loadable as a script with ``mitmdump``/``mitmweb -s``.
 - ``flowwrite.py``: the recorder's serialiser, byte for byte mitmproxy's
   flow-file records, about three times faster.
 - ``live.py``: analysis in a low-priority process that follows the flow file,

@@ -14,6 +14,9 @@ one small class per concern, options declared in ``load()``, parsed once in
   in a separate low-priority process that follows the flow file, annotates
   them in mitmweb and writes ``findings.json``.
 - :class:`Session` keeps ``meta.json`` and the phase marks.
+- :class:`Privaudit` is what mitmproxy loads: one addon that calls these
+  parts from its hooks (one object, so mitmproxy's per-event hook look-ups
+  stay few; see there).
 
 Options::
 

@@ -5,7 +5,10 @@ paid by the traffic. ``mitmproxy.io.FlowWriter`` spends it in two places:
 ``Client``/``Server.get_state`` (``SerializableDataclass``), which work out
 each field's type annotation anew for every flow, and the pure-Python
 tnetstring writer. This module does the same work with the type analysis done
-once per class and a tighter writer; :func:`record` returns exactly the bytes
+once per class and a tighter writer: requests and responses are written
+straight from their attributes, without their state dicts, and header lines,
+which an app's requests mostly repeat, are encoded once (:data:`PAIRS_SIZE`
+of them remembered). :func:`record` returns exactly the bytes
 ``FlowWriter(buf).add(flow)`` writes.
 
 "Exactly" is checked three ways: tests compare both roads on every kind of
@@ -95,6 +98,12 @@ def _enc(v: Any) -> bytes:
     return tnetstring.dumps(v)
 
 
+#: Encoded header lines: an app's requests repeat most of theirs (host,
+#: user agent, content type, tokens). Cleared when full.
+_PAIRS: dict[tuple[bytes, bytes], bytes] = {}
+PAIRS_SIZE = 4096
+
+
 def _enc_list(v: Any) -> bytes:
     """``_enc`` of a list or tuple, with pairs of bytes (the ``fields`` of
     headers) written without a call per item."""
@@ -105,8 +114,14 @@ def _enc_list(v: Any) -> bytes:
         if type(x) is tuple and len(x) == 2:
             a, b = x
             if type(a) is bytes and type(b) is bytes:
-                item = b"%d:%s,%d:%s," % (len(a), a, len(b), b)
-                parts.append(b"%d:%s]" % (len(item), item))
+                enc = _PAIRS.get(x)
+                if enc is None:
+                    item = b"%d:%s,%d:%s," % (len(a), a, len(b), b)
+                    enc = b"%d:%s]" % (len(item), item)
+                    if len(_PAIRS) >= PAIRS_SIZE:
+                        _PAIRS.clear()
+                    _PAIRS[x] = enc
+                parts.append(enc)
                 continue
         parts.append(_enc(x))
     body = b"".join(parts)

@@ -29,6 +29,7 @@ def many_batches(monkeypatch):
     """Force the process pool even for small inputs, with small batches."""
     monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(parallel, "BATCH", 7)
+    monkeypatch.setattr(parallel, "MAX_POOL_BATCH", 7)
 
 
 def test_parallel_document_equals_serial(many_batches):

@@ -60,6 +60,14 @@ def test_analysis_leaves_gc_as_it_found_it(monkeypatch, jobs):
 
     monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(parallel, "BATCH", 7)
+    monkeypatch.setattr(parallel, "MAX_POOL_BATCH", 7)
     doc = audit.analyze([EVALSET], jobs=jobs)
     assert doc["flows_analyzed"] > 100
     assert gc.isenabled()
+
+
+def test_pool_batches_grow_with_the_input_within_bounds():
+    assert parallel.pool_batch(0, 2) == parallel.BATCH
+    assert parallel.pool_batch(26_000_000, 2) == 26_000_000 // parallel._RECORD_BYTES // 16
+    assert parallel.pool_batch(10**12, 2) == parallel.MAX_POOL_BATCH
+    assert parallel.pool_batch(26_000_000, 8) < parallel.pool_batch(26_000_000, 2)

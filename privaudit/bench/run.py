@@ -86,11 +86,15 @@ def machine() -> str:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    from privaudit.detect.canaries import canaries_from_mapping
-    from privaudit.detect.decode import WALKER
-    from privaudit.source.fast import READER
-
-    engine = canaries_from_mapping({"email": "bench@example.org"}).engine
+    # asked of a child: loading Hyperscan here would raise every child's
+    # peak RSS (a forked child's ru_maxrss starts at its parent's)
+    probe = subprocess.run(
+        [sys.executable, "-c", "from privaudit.detect.canaries import canaries_from_mapping as c; "
+         "from privaudit.detect.decode import WALKER; from privaudit.source.fast import READER; "
+         "print(READER, WALKER, c({'email': 'bench@example.org'}).engine)"],
+        capture_output=True, text=True,
+    )
+    READER, WALKER, engine = (probe.stdout.split() + ["?", "?", "?"])[:3]
     return (
         f"machine: {cpu}; {cores} cores available; {platform.system()} {platform.release()}; "
         f"python {platform.python_version()}; mitmproxy {mitm}; privaudit {__version__}; "

@@ -28,6 +28,9 @@ BATCH = 200
 MAX_POOL_BATCH = 2000
 #: A flow record's typical size in a capture file, to guess flows from bytes.
 _RECORD_BYTES = 2500
+#: A batch is closed early once its records hold this many bytes: a capture
+#: of uploads (10 MB bodies) must not put gigabytes in flight.
+BATCH_BYTES = 8 << 20
 #: Inputs smaller than this are analysed in-process: starting workers costs more.
 PARALLEL_MIN_BYTES = 4 << 20
 
@@ -174,13 +177,20 @@ def pool_batch(total_bytes: int, jobs: int) -> int:
 
 
 def _batches(items: Iterator[Item], size: int | None = None) -> Iterator[list[Item]]:
+    """Items in batches of ``size`` (default :data:`BATCH`), or fewer once a
+    batch's records hold :data:`BATCH_BYTES` (HAR entries are not counted)."""
     size = size or BATCH
     batch: list[Item] = []
+    held = 0
     for it in items:
         batch.append(it)
-        if len(batch) >= size:
+        payload = it[3]
+        if payload.__class__ is bytes:
+            held += len(payload)
+        if len(batch) >= size or held >= BATCH_BYTES:
             yield batch
             batch = []
+            held = 0
     if batch:
         yield batch
 

@@ -71,3 +71,13 @@ def test_pool_batches_grow_with_the_input_within_bounds():
     assert parallel.pool_batch(26_000_000, 2) == 26_000_000 // parallel._RECORD_BYTES // 16
     assert parallel.pool_batch(10**12, 2) == parallel.MAX_POOL_BATCH
     assert parallel.pool_batch(26_000_000, 8) < parallel.pool_batch(26_000_000, 2)
+
+
+def test_batches_are_closed_early_when_their_records_are_big(monkeypatch):
+    monkeypatch.setattr(parallel, "BATCH_BYTES", 10_000)
+    items = [(i, "mitm", "x", b"r" * 3_000) for i in range(20)]
+    sizes = [len(b) for b in parallel._batches(iter(items), 200)]
+    assert sizes == [4] * 5  # 4 records reach 12,000 bytes
+    small = [(i, "mitm", "x", b"r" * 10) for i in range(20)]
+    assert [len(b) for b in parallel._batches(iter(small), 7)] == [7, 7, 6]
+    assert [it for b in parallel._batches(iter(items), 200) for it in b] == items

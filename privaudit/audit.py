@@ -543,13 +543,11 @@ class Audit:
         for d in items:
             append(d)
 
-    def _engines(self) -> dict[str, str]:
-        """Which of the equivalent engines ran (they differ in speed only)."""
-        can = getattr(self.detector, "canaries", None)
-        return {"canary matcher": can.engine} if can is not None else {}
-
     def document(self, inputs: Sequence[dict] = ()) -> dict:
         from .jurisdiction import classify_parties, cname_chain, resolve_hosts
+
+        can = self.detector.canaries
+        can_engine = {"canary matcher": can.engine} if can is not None else {}
 
         answers = {}
         if self.nameserver:
@@ -598,7 +596,8 @@ class Audit:
             "demo": self.demo,
             "redacted": not self.show_values,
             "phases": list(self.phases),
-            "environment": {**_analysis_environment(), **self._engines(), **self.environment},
+            # (with the canary engine that ran: the engines differ in speed only)
+            "environment": {**_analysis_environment(), **can_engine, **self.environment},
             "auditor": dict(self.auditor),
         }
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import gc
 import os
 from collections import deque
-from contextlib import contextmanager
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -210,8 +210,8 @@ def run_batches(
     busy: it then computes the inputs' SHA-256 and calls ``while_waiting``
     (the audit loads what only the document step needs), work that would
     otherwise come before the first flow or after the last one, with the
-    second core idle. In-process, both happen where they always did (one
-    core, nothing to overlap).
+    second core idle. In-process, the inputs are hashed as they are opened
+    and ``while_waiting`` is not called (one core, nothing to overlap).
     """
     jobs = default_jobs() if jobs is None else max(1, jobs)
     total = sum(p.stat().st_size for p, _ in opened)
@@ -220,8 +220,6 @@ def run_batches(
         with paced_gc():
             for batch in _batches(items):
                 yield analyze_batch(batch, detector)
-        if while_waiting is not None:
-            while_waiting()
         return
     items = iter_items(opened, state, hash_now=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -67,23 +68,14 @@ def test_installed_console_script_runs(installed, tmp_path):
     assert r.returncode == 0 and "privaudit" in r.stdout
 
 
-def test_wheel_carries_the_compiled_reader_where_it_was_built(installed, tmp_path):
-    from privaudit.source import fast
-
-    if fast.READER != "C":
-        pytest.skip("no C reader built in this environment (no compiler at install?)")
-    r = _run(installed, tmp_path, "-c", "import privaudit.source.fast as f; print(f.READER, f._C.__file__)")
+@pytest.mark.parametrize(
+    ("module", "flag", "what"),
+    [("privaudit.source.fast", "READER", "C reader"), ("privaudit.detect.decode", "WALKER", "C decoder walk")],
+)
+def test_wheel_carries_each_compiled_module_where_it_was_built(installed, tmp_path, module, flag, what):
+    if getattr(importlib.import_module(module), flag) != "C":
+        pytest.skip(f"no {what} built in this environment (no compiler at install?)")
+    r = _run(installed, tmp_path, "-c", f"import {module} as m; print(m.{flag}, m._C.__file__)")
     assert r.returncode == 0, r.stderr
-    reader, path = r.stdout.split()
-    assert reader == "C" and path.startswith(str(installed))
-
-
-def test_wheel_carries_the_compiled_decoder_walk_where_it_was_built(installed, tmp_path):
-    from privaudit.detect import decode
-
-    if decode.WALKER != "C":
-        pytest.skip("no C decoder walk built in this environment (no compiler at install?)")
-    r = _run(installed, tmp_path, "-c", "import privaudit.detect.decode as d; print(d.WALKER, d._C.__file__)")
-    assert r.returncode == 0, r.stderr
-    walker, path = r.stdout.split()
-    assert walker == "C" and path.startswith(str(installed))
+    kind, path = r.stdout.split()
+    assert kind == "C" and path.startswith(str(installed))

@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import string
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -54,7 +54,6 @@ try:  # the Rust automaton (a DFA with a SIMD prefilter), 2-3x faster; optional
     import ahocorasick_rs
 except ImportError:  # pragma: no cover - depends on the environment
     ahocorasick_rs = None
-import os
 import yaml
 
 from privaudit.errors import RuleError, yaml_location
@@ -323,7 +322,6 @@ def _hyperscan_matcher(words: list[str]):
         return [(len(data[:end].decode("utf-8", "surrogatepass")) - 1, i) for end, i in out]
 
     return find
-
 
 
 class Canaries:

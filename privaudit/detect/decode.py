@@ -508,6 +508,10 @@ class Decoder:
             self.stats["bounds_hit"]["fields"] += 1
         return self._out, self._raw
 
+    def drop_memos(self) -> None:
+        """Forgets the remembered header and cookie fields (see :meth:`_string_once`)."""
+        self._string_memo.clear()
+
     def response(self, ex: Exchange) -> list[Field]:
         """The fields of ``ex``'s response message only (headers, Set-Cookie, body)."""
         self._out, self._raw = [], []

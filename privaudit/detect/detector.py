@@ -248,12 +248,9 @@ class Detector:
         self._value_memo_old = {}
         self._pattern_memo.clear()
         self._key_plans.clear()
-        string_memo = getattr(self._decoder, "_string_memo", None)
-        if string_memo is not None:
-            string_memo.clear()
+        self._decoder.drop_memos()
         for r in self.rules:
-            for memo in getattr(r, "_memo", {}).values():
-                memo.clear()
+            r.drop_memos()
 
     def _pattern_candidates(self, v: str) -> tuple[tuple, int]:
         """The pattern rules whose pre-checks ``v`` passes, and its digit count.

@@ -116,6 +116,10 @@ class Rule:
     _memo: dict = field(default_factory=lambda: {"shapes": {}, "first_value": {}, "item": {}, "value": {}, "sibling": {}, "unless_sibling": {}, "validate": {}}, repr=False)
     """Per-rule caches of value-only verdicts (a rule is pure, so they hold)."""
 
+    def drop_memos(self) -> None:
+        for memo in self._memo.values():
+            memo.clear()
+
     @property
     def context_free(self) -> bool:
         """Whether the rule's verdict depends on the value alone (so it may be

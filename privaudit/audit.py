@@ -215,6 +215,27 @@ class FindingSpool:
         for d in self.mem:
             yield d if d.__class__ is str else dumps(d, ensure_ascii=False)
 
+    def joined(self, sep: str, block: int = 1 << 20):
+        """The same text as ``sep.join(self.lines())``, as consecutive pieces of about
+        ``block`` characters: the spilled part is copied in blocks, not line
+        by line (a JSON line holds no raw newline, so each newline is a line
+        end and becomes ``sep``)."""
+        if self.file is not None and self.spilled:
+            f = self.file
+            f.flush()
+            f.seek(0)
+            held = f.read(block)
+            while held:
+                nxt = f.read(block)
+                if not nxt and not self.mem:
+                    held = held[:-1]  # the last line's newline: nothing follows it
+                yield held.replace("\n", sep)
+                held = nxt
+            f.seek(0, 2)
+        if self.mem:
+            dumps = json.dumps
+            yield sep.join([d if d.__class__ is str else dumps(d, ensure_ascii=False) for d in self.mem])
+
     def value(self):
         """A plain list when everything fits in memory, else the spool itself (iterable, sized)."""
         if self.file is None:
@@ -345,6 +366,17 @@ def with_findings_list(doc: dict) -> dict:
     return {**doc, "findings": list(f)}
 
 
+def _chunked(items, size: int):
+    part: list = []
+    for x in items:
+        part.append(x)
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
 def dump_document(doc: dict, fp) -> None:
     """Writes the findings document as indented UTF-8 JSON, streaming the findings.
 
@@ -359,14 +391,22 @@ def dump_document(doc: dict, fp) -> None:
         v = doc[k]
         if k == "findings":
             # One finding per line: readable, diffable, and written by json's C
-            # encoder (indent= falls back to the pure-Python one, 5x slower).
-            lines = v.lines() if isinstance(v, FindingSpool) else (json.dumps(f, ensure_ascii=False) for f in v)
+            # encoder (indent= falls back to the pure-Python one, 5x slower),
+            # a thousand lines per write.
+            sep = ",\n    "
             fp.write("[")
             first = True
-            for line in lines:
-                fp.write("\n    " if first else ",\n    ")
-                fp.write(line)
-                first = False
+            if isinstance(v, FindingSpool):
+                if len(v):
+                    fp.write("\n    ")
+                    first = False
+                    for text in v.joined(sep):  # pieces of one text
+                        fp.write(text)
+            else:
+                for part in _chunked(v, 1000):
+                    fp.write("\n    " if first else sep)
+                    fp.write(sep.join([json.dumps(f, ensure_ascii=False) for f in part]))
+                    first = False
             fp.write("\n  ]" if not first else "]")
         elif isinstance(v, list) and v:
             # Item by item (a long capture has thousands of endpoints): the

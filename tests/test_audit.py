@@ -51,6 +51,21 @@ def test_findings_spill_to_disk_and_stream_out_identically(monkeypatch):
     assert json.loads(a.getvalue())["findings"] == small["findings"]
 
 
+@pytest.mark.parametrize("count", [0, 1, 3, 4, 5, 9])
+@pytest.mark.parametrize("block", [1, 2, 7, 1 << 20])
+def test_spool_joined_is_its_lines_joined(count, block):
+    """dump_document copies a spool's spilled lines in blocks: whatever the
+    block size and wherever the lines end (in the file or in memory), the text
+    is the lines joined, and awkward characters inside a value survive."""
+    spool = audit.FindingSpool(limit=4)
+    for i in range(count):
+        spool.append({"i": i, "v": f"a\nb\r\u2028\u2029c{i}\x85 \\n"} if i % 2 else json.dumps({"i": i}))
+    sep = ",\n    "
+    assert "".join(spool.joined(sep, block=block)) == sep.join(spool.lines())
+    spool.append({"after": True})  # still appendable after being read
+    assert list(spool)[-1] == {"after": True} and len(spool) == count + 1
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_damaged_flow_file_keeps_the_flows_before_the_damage(tmp_path, many_batches, jobs):
     data = EVALSET.read_bytes()

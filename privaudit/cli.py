@@ -363,8 +363,16 @@ COMMANDS = {
 }
 
 
+#: Commands after which :func:`run` skips the interpreter's teardown: they
+#: start no process or thread that outlives them and hold no file open.
+QUICK_EXIT = frozenset({"analyze", "report", "rules"})
+_command: str | None = None  # what main() ran last
+
+
 def main(argv: list[str] | None = None) -> int:
+    global _command
     args = build_parser().parse_args(argv)
+    _command = args.command
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="privaudit: %(levelname)s: %(message)s",
@@ -390,5 +398,28 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def run() -> None:
+    """The ``privaudit`` command: :func:`main`, then the process's exit.
+
+    After a batch command (:data:`QUICK_EXIT`) the output is written and
+    closed, so the interpreter's teardown (freeing every module and object,
+    30-45 ms with the rules and a capture's state loaded, a tenth of a small
+    analysis) does nothing the user needs: the streams are flushed and the
+    process ends at once. Other commands, and ``main()`` called from Python,
+    exit the ordinary way.
+    """
+    code = main()
+    if _command not in QUICK_EXIT:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a reader that went away; a stream closed after one
+            pass
+        except OSError:
+            sys.exit(code)  # e.g. a full disk: let the ordinary exit report it
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

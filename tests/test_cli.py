@@ -138,6 +138,26 @@ def test_usage_error_exits_2_in_a_real_process():
     assert r.returncode == 2 and "brokenfile.har" in r.stderr and r.stdout == ""
 
 
+def test_the_command_skips_teardown_but_not_its_output(tmp_path):
+    """`privaudit analyze` ends with os._exit once done (cli.run): whatever
+    was printed is still flushed, to a pipe and to a file, and a reader that
+    stops early gets no traceback."""
+    cmd = [sys.executable, "-m", "privaudit", "analyze", str(CHROME)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr.strip().startswith("privaudit:") and "flows" in r.stderr
+    assert json.loads(r.stdout)["flows_analyzed"] > 0
+    out = tmp_path / "doc.json"
+    r = subprocess.run(cmd + ["-o", str(out), "--fail-on", "low"], capture_output=True, text=True)
+    assert json.loads(out.read_text("utf-8"))["findings"] and r.returncode == cli.EXIT_POLICY and "policy" in r.stderr
+    # a document far bigger than a pipe's buffer: the writer meets the closed end
+    evalset = Path(__file__).parent / "data" / "evalset" / "evalset.mitm"
+    p = subprocess.Popen(cmd[:-1] + [str(evalset)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.read(10) == b'{\n  "schem'
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait() == 0 and "Traceback" not in err
+
+
 def test_rules_commands_on_the_built_in_rules(capsys):
     assert cli.main(["rules", "validate"]) == 0
     assert cli.main(["rules", "test"]) == 0

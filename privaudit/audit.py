@@ -215,9 +215,9 @@ class FindingSpool:
         for d in self.mem:
             yield d if d.__class__ is str else dumps(d, ensure_ascii=False)
 
-    def joined(self, sep: str, block: int = 1 << 20):
+    def joined(self, sep: str, block: int = 1 << 16):
         """The same text as ``sep.join(self.lines())``, as consecutive pieces of about
-        ``block`` characters: the spilled part is copied in blocks, not line
+        ``block`` characters (a few hundred KB as str): the spilled part is copied in blocks, not line
         by line (a JSON line holds no raw newline, so each newline is a line
         end and becomes ``sep``)."""
         if self.file is not None and self.spilled:
@@ -771,8 +771,9 @@ def analyze(
 ) -> dict:
     """Reads every input and returns the findings document.
 
-    ``jobs``: worker processes for decoding and detection (default: one per
-    CPU this process may use; inputs under a few MB are analysed in-process).
+    ``jobs``: processes that decode and detect, this one included (default:
+    one per CPU this process may use; inputs under a few MB are analysed
+    in-process). See :func:`privaudit.parallel.run_batches`.
     """
     from .parallel import run_batches
     from .source import ReadState, open_inputs

@@ -39,6 +39,46 @@ def test_parallel_document_equals_serial(many_batches):
     assert _stable(par) == _stable(serial)
 
 
+def test_main_process_shares_the_work_and_keeps_the_order(monkeypatch):
+    """With a pool, the main process analyses batches too, hands the second
+    half of what it has left to a worker that runs short, and cuts the last
+    batches into quarters: the document is still the serial one. The main
+    process is slowed down here so that its workers do run short."""
+    import os
+    import time
+
+    serial = audit.analyze([EVALSET], canaries_path=CANARIES, jobs=1)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "BATCH", 40)
+    monkeypatch.setattr(parallel, "MAX_POOL_BATCH", 40)
+    monkeypatch.setattr(parallel, "MIN_STEP", 2)
+    main, real = os.getpid(), parallel.analyze_batch
+    in_main: list[int] = []
+
+    def analyze_batch(batch, detector=None):
+        if os.getpid() == main:
+            in_main.append(len(batch))
+            time.sleep(0.002 * len(batch))
+        return real(batch, detector)
+
+    # pickled by name for the workers, which fork with this module attribute
+    analyze_batch.__module__, analyze_batch.__qualname__ = "privaudit.parallel", "analyze_batch"
+    monkeypatch.setattr(parallel, "analyze_batch", analyze_batch)
+    par = audit.analyze([EVALSET], canaries_path=CANARIES, jobs=2)
+    assert _stable(par) == _stable(serial)
+    assert 0 < sum(in_main) < par["flows_analyzed"]
+    assert min(in_main) < 40 / 4  # steps of a batch, not whole batches
+
+
+def test_the_last_batches_come_in_quarters():
+    items = [(i, "mitmproxy", "x", b"r" * 100) for i in range(1000)]
+    batches = list(parallel._batches(iter(items), 100))
+    pieces = list(parallel._pieces(iter(batches), total=100 * 1000, tail=3))
+    assert [it for p in pieces for it in p] == items
+    sizes = [len(p) for p in pieces]
+    assert sizes[:7] == [100] * 7 and set(sizes[7:]) == {25} and len(sizes) == 7 + 3 * 4
+
+
 def test_findings_spill_to_disk_and_stream_out_identically(monkeypatch):
     small = audit.analyze([EVALSET], jobs=1)
     monkeypatch.setattr(audit.FindingSpool.__init__, "__defaults__", (10,))

@@ -26,15 +26,36 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import phonenumbers
-from stdnum import imei as _imei
-from stdnum import imsi as _imsi
-from stdnum import luhn as _luhn
-from stdnum import meid as _meid
-from stdnum import numdb as _numdb
-from stdnum.cn import ric as _cn_ric
-from stdnum.exceptions import InvalidChecksum, ValidationError
-from stdnum.kr import rrn as _kr_rrn
-from stdnum.us import ssn as _us_ssn
+
+
+class _Later:
+    """A python-stdnum module imported when first used: importing stdnum
+    costs ~20 ms (its util module imports pydoc and ssl), paid before the
+    first flow on every run, though many captures never reach a validator
+    that needs it; in a parallel run each process then pays it side by side."""
+
+    __slots__ = ("_name", "_module")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module = None
+
+    def __getattr__(self, attr: str):
+        if self._module is None:
+            import importlib
+
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+_imei = _Later("stdnum.imei")
+_imsi = _Later("stdnum.imsi")
+_luhn = _Later("stdnum.luhn")
+_meid = _Later("stdnum.meid")
+_numdb = _Later("stdnum.numdb")
+_cn_ric = _Later("stdnum.cn.ric")
+_kr_rrn = _Later("stdnum.kr.rrn")
+_us_ssn = _Later("stdnum.us.ssn")
 
 Verdict = bool | None
 Validator = Callable[[str], Verdict]
@@ -103,6 +124,8 @@ def kr_rrn(text: str) -> Verdict:
     number = _digits(text)
     if len(number) != 13:
         return False
+    from stdnum.exceptions import InvalidChecksum, ValidationError
+
     try:
         _kr_rrn.validate(number)
         ok: Verdict = True

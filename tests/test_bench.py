@@ -7,6 +7,7 @@ import binascii
 import gzip
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -329,6 +330,16 @@ def test_quick_benchmark_prints_figures(tmp_path):
     assert re.search(r"\[500 flows\] report html: [\d.]+s, [\d,]+ KiB", out)
     assert re.search(r"\[500 flows\] report pdf: [\d.]+s, [\d,]+ KiB", out)
     assert re.search(r"analyze 500 flows, 1 core, \+10 canaries >= 3,000 flows/s: [\d,]+ flows/s -> (met|NOT met)", out)
+    if (os.cpu_count() or 1) > 1 and len(os.sched_getaffinity(0)) > 1:
+        assert re.search(r"\[500 flows\] cores: a CPU-bound loop ran [\d.]+x slower .* at most ~[\d.]+x", out)
+
+
+def test_core_sharing_is_a_ratio_of_loop_times(monkeypatch):
+    from privaudit.bench import run
+
+    times = iter([1.0, 1.2, 1.2, 0.9, 1.3, 1.3, 1.1, 1.1, 1.1])  # alone, pair, pair, ...
+    monkeypatch.setattr(run, "_loop_seconds", lambda copies: [next(times) for _ in range(copies)])
+    assert run.core_sharing() == pytest.approx(1.2 / 1.0)  # median pair / median alone
 
 
 def test_target_lines_compare_figures_with_the_targets():

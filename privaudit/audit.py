@@ -771,9 +771,8 @@ def analyze(
 ) -> dict:
     """Reads every input and returns the findings document.
 
-    ``jobs``: processes that decode and detect, this one included (default:
-    one per CPU this process may use; inputs under a few MB are analysed
-    in-process). See :func:`privaudit.parallel.run_batches`.
+    ``jobs``: worker processes for decoding and detection (default: one per
+    CPU this process may use; inputs under a few MB are analysed in-process).
     """
     from .parallel import run_batches
     from .source import ReadState, open_inputs

@@ -38,7 +38,7 @@ def _common_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--canaries", metavar="FILE", help="YAML file with the tester's seeded test identity")
     p.add_argument("--rules", metavar="DIR", action="append", default=[], help="extra rules folder (repeatable)")
     p.add_argument("--geoip", metavar="FILE.mmdb", action="append", default=[], help="GeoIP/ASN MMDB (repeatable)")
-    p.add_argument("-j", "--jobs", type=int, metavar="N", help="processes that analyse, this one included (default: one per CPU)")
+    p.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: one per CPU)")
     p.add_argument("--show-values", action="store_true", help="do not redact personal values (internal use only)")
     p.add_argument(
         "--own-domain",

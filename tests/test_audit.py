@@ -39,35 +39,26 @@ def test_parallel_document_equals_serial(many_batches):
     assert _stable(par) == _stable(serial)
 
 
-def test_main_process_shares_the_work_and_keeps_the_order(monkeypatch):
-    """With a pool, the main process analyses batches too, hands the second
-    half of what it has left to a worker that runs short, and cuts the last
-    batches into quarters: the document is still the serial one. The main
-    process is slowed down here so that its workers do run short."""
-    import os
-    import time
-
+def test_the_last_batches_go_out_in_quarters_and_the_order_holds(monkeypatch):
+    """A pool run whose last batches are cut into quarters (parallel._pieces)
+    still gives the serial document."""
     serial = audit.analyze([EVALSET], canaries_path=CANARIES, jobs=1)
     monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(parallel, "BATCH", 40)
     monkeypatch.setattr(parallel, "MAX_POOL_BATCH", 40)
     monkeypatch.setattr(parallel, "MIN_STEP", 2)
-    main, real = os.getpid(), parallel.analyze_batch
-    in_main: list[int] = []
+    sizes: list[int] = []
+    real = parallel._pieces
 
-    def analyze_batch(batch, detector=None):
-        if os.getpid() == main:
-            in_main.append(len(batch))
-            time.sleep(0.002 * len(batch))
-        return real(batch, detector)
+    def pieces(*a):
+        for p in real(*a):
+            sizes.append(len(p))
+            yield p
 
-    # pickled by name for the workers, which fork with this module attribute
-    analyze_batch.__module__, analyze_batch.__qualname__ = "privaudit.parallel", "analyze_batch"
-    monkeypatch.setattr(parallel, "analyze_batch", analyze_batch)
+    monkeypatch.setattr(parallel, "_pieces", pieces)
     par = audit.analyze([EVALSET], canaries_path=CANARIES, jobs=2)
     assert _stable(par) == _stable(serial)
-    assert 0 < sum(in_main) < par["flows_analyzed"]
-    assert min(in_main) < 40 / 4  # steps of a batch, not whole batches
+    assert sizes[0] == 40 and sizes.count(10) >= 4 and sum(sizes) == par["flows_analyzed"]
 
 
 def test_the_last_batches_come_in_quarters():

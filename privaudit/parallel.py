@@ -258,7 +258,7 @@ def run_batches(
     items = iter_items(opened, state, hash_now=False)
 
     import multiprocessing
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     global _DETECTOR
     fork = "fork" in multiprocessing.get_all_start_methods()
@@ -275,15 +275,25 @@ def run_batches(
             try:
                 for batch in _pieces(_batches(items, pool_batch(total, jobs)), total, 2 * jobs + 2):
                     pending.append(pool.submit(analyze_batch, batch))
-                    if len(pending) >= 2 * jobs:
-                        if idle_work:  # the workers have their first batches
-                            idle_work = False
-                            state.hash_inputs()
-                            if while_waiting is not None:
-                                while_waiting()
-                        done = pending.popleft().result()
-                        _batch_done()
-                        yield done
+                    if len(pending) < 2 * jobs:
+                        continue
+                    if idle_work:  # the workers have their first batches
+                        idle_work = False
+                        state.hash_inputs()
+                        if while_waiting is not None:
+                            while_waiting()
+                    # Results go out in order, but a worker gets its next batch
+                    # as soon as it has fewer than two: waiting for the oldest
+                    # batch alone would leave a worker that is ahead idle.
+                    while True:
+                        while pending and pending[0].done():
+                            done = pending.popleft().result()
+                            _batch_done()
+                            yield done
+                        running = [f for f in pending if not f.done()]
+                        if len(running) < 2 * jobs and len(pending) < 4 * jobs:
+                            break
+                        wait(running, return_when=FIRST_COMPLETED)
                 while pending:
                     done = pending.popleft().result()
                     _batch_done()

@@ -208,7 +208,7 @@ def _pieces(batches: Iterator[list[Item]], total: int, tail: int) -> Iterator[li
         held = sum(len(it[3]) for it in batch if it[3].__class__ is bytes)
         seen += held
         count += 1
-        if held and total - seen < tail * seen / count:
+        if held and 0 <= total - seen < tail * seen / count:  # (a file still growing: no end in sight)
             q = max(MIN_STEP, -(-len(batch) // 4))
             for i in range(0, len(batch), q):
                 yield batch[i : i + q]

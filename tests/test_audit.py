@@ -68,6 +68,11 @@ def test_the_last_batches_come_in_quarters():
     assert [it for p in pieces for it in p] == items
     sizes = [len(p) for p in pieces]
     assert sizes[:7] == [100] * 7 and set(sizes[7:]) == {25} and len(sizes) == 7 + 3 * 4
+    # a capture that grew after its size was taken: past the size taken, its
+    # end is unknown and batches stay whole
+    grown = list(parallel._pieces(iter(batches), total=100 * 500, tail=3))
+    assert [it for p in grown for it in p] == items
+    assert [len(p) for p in grown][-5:] == [100] * 5
 
 
 def test_findings_spill_to_disk_and_stream_out_identically(monkeypatch):

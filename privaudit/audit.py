@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -256,8 +257,6 @@ class FindingsFile:
         return self.count
 
     def lines(self):
-        from itertools import islice
-
         with open(self.path, "rb", buffering=1 << 20) as f:
             f.seek(self.offset)
             for line in islice(f, self.count):
@@ -366,17 +365,6 @@ def with_findings_list(doc: dict) -> dict:
     return {**doc, "findings": list(f)}
 
 
-def _chunked(items, size: int):
-    part: list = []
-    for x in items:
-        part.append(x)
-        if len(part) == size:
-            yield part
-            part = []
-    if part:
-        yield part
-
-
 def dump_document(doc: dict, fp) -> None:
     """Writes the findings document as indented UTF-8 JSON, streaming the findings.
 
@@ -403,7 +391,8 @@ def dump_document(doc: dict, fp) -> None:
                     for text in v.joined(sep):  # pieces of one text
                         fp.write(text)
             else:
-                for part in _chunked(v, 1000):
+                it = iter(v)
+                for part in iter(lambda: list(islice(it, 1000)), []):
                     fp.write("\n    " if first else sep)
                     fp.write(sep.join([json.dumps(f, ensure_ascii=False) for f in part]))
                     first = False

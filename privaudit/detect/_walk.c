@@ -81,19 +81,25 @@ static inline int ready(PyObject *s)
 
 /* ------------------------------------------------------------------ fields */
 
+/* An instance of ``cls`` (a slots class whose slot offsets configure() checked)
+   with its n slots set to args, in order; slots past nargs get (). */
+static PyObject *new_direct(PyObject *cls, const Py_ssize_t *off, int n, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    PyObject *f = tp->tp_alloc(tp, 0);
+    if (f == NULL)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        *(PyObject **)((char *)f + off[i]) = Py_NewRef(i < nargs ? args[i] : empty_tuple);
+    return f;
+}
+
 static PyObject *new_field(W *w, PyObject *loc, PyObject *key, PyObject *nkey, PyObject *value, PyObject *keypath,
                            PyObject *siblings, PyObject *items)
 {
     PyObject *args[9] = {w->side, loc, w->enc, key, nkey, value, keypath, siblings, items};
-    if (field_direct) {
-        PyTypeObject *tp = (PyTypeObject *)Field_cls;
-        PyObject *f = tp->tp_alloc(tp, 0);
-        if (f == NULL)
-            return NULL;
-        for (int i = 0; i < 9; i++)
-            *(PyObject **)((char *)f + field_off[i]) = Py_NewRef(args[i]);
-        return f;
-    }
+    if (field_direct)
+        return new_direct(Field_cls, field_off, 9, args, 9);
     return PyObject_Vectorcall(Field_cls, args, 9, NULL);
 }
 
@@ -1073,15 +1079,8 @@ static PyObject *raw_text(PyObject *self, PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_RuntimeError, "privaudit _walk: configure() was not called");
         return NULL;
     }
-    if (raw_direct && (nargs == 3 || nargs == 4)) {
-        PyTypeObject *tp = (PyTypeObject *)RawText_cls;
-        PyObject *f = tp->tp_alloc(tp, 0);
-        if (f == NULL)
-            return NULL;
-        for (int i = 0; i < 4; i++)
-            *(PyObject **)((char *)f + raw_off[i]) = Py_NewRef(i < nargs ? args[i] : empty_tuple);
-        return f;
-    }
+    if (raw_direct && (nargs == 3 || nargs == 4))
+        return new_direct(RawText_cls, raw_off, 4, args, nargs);
     return PyObject_Vectorcall(RawText_cls, args, nargs, NULL);
 }
 

@@ -151,14 +151,15 @@ def _encode_fast(ex: Exchange, found: Sequence[Finding]) -> Encoded:
     return Encoded(lines, cats)
 
 
-def renumber(enc: Encoded, index: int) -> Encoded:
-    """The same findings with ``flow_index`` set to ``index``."""
-    lines = []
-    for line in enc.lines:
+def _shifted(lines: bytes, shift: int) -> bytes:
+    """Findings' JSON lines (UTF-8, each ended by a newline) with ``shift``
+    added to each ``flow_index``."""
+    out = []
+    for line in lines.decode("utf-8").split("\n")[:-1]:
         d = json.loads(line)
-        d["flow_index"] = index
-        lines.append(json.dumps(d, ensure_ascii=False))
-    return enc._replace(lines=lines)
+        d["flow_index"] += shift
+        out.append(json.dumps(d, ensure_ascii=False) + "\n")
+    return "".join(out).encode("utf-8")
 
 
 class FindingSpool:
@@ -168,7 +169,8 @@ class FindingSpool:
     grow memory with the capture. Past the limit they are written as JSON lines
     to a temp file (mode 0600, deleted when the spool is) and read back in
     order when the document is written. The lines are the very text
-    :func:`dump_document` writes, so it copies them without parsing them again.
+    :func:`dump_document` writes, so it copies them without parsing them again
+    (as UTF-8 bytes straight into a UTF-8 output file).
 
     The limit is small on purpose: a finding dict costs about 1 KB, and the
     memory an audit needs should not depend on how big the capture is.
@@ -186,13 +188,35 @@ class FindingSpool:
         if len(self.mem) >= self.limit:
             self._spill()
 
+    def extend(self, items: Iterable[dict | str]) -> None:
+        """Adds findings (dicts or JSON lines), in order."""
+        self.mem.extend(items)
+        if len(self.mem) >= self.limit:
+            self._spill()
+
+    def append_lines(self, text: bytes, count: int) -> None:
+        """Adds ``count`` findings given as their JSON lines in UTF-8, each
+        ended by a newline: the form worker processes send (see
+        :func:`~privaudit.parallel.analyze_batch`). Past the limit they go
+        to the file as they are, with no decoding and encoding again."""
+        if self.file is None and len(self.mem) + count < self.limit:
+            # (split on "\n" only: a JSON line holds no raw newline, but may hold U+2028)
+            self.mem.extend(text.decode("utf-8").split("\n")[:count])
+            return
+        self._spill()  # what is held comes first
+        self.file.write(text)
+        self.spilled += count
+
     def _spill(self) -> None:
         import tempfile
 
         if self.file is None:
-            self.file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", prefix="privaudit-findings-")
+            self.file = tempfile.TemporaryFile(mode="w+b", prefix="privaudit-findings-")
+        if not self.mem:
+            return
         dumps = json.dumps
-        self.file.write("".join([(d if d.__class__ is str else dumps(d, ensure_ascii=False)) + "\n" for d in self.mem]))
+        text = "".join([(d if d.__class__ is str else dumps(d, ensure_ascii=False)) + "\n" for d in self.mem])
+        self.file.write(text.encode("utf-8"))
         self.spilled += len(self.mem)
         self.mem = []
 
@@ -210,17 +234,18 @@ class FindingSpool:
             self.file.flush()
             self.file.seek(0)
             for _ in range(self.spilled):
-                yield self.file.readline()[:-1]
+                yield self.file.readline()[:-1].decode("utf-8")
             self.file.seek(0, 2)
         dumps = json.dumps
         for d in self.mem:
             yield d if d.__class__ is str else dumps(d, ensure_ascii=False)
 
-    def joined(self, sep: str, block: int = 1 << 16):
-        """The same text as ``sep.join(self.lines())``, in consecutive pieces
-        of about ``block`` characters: the spilled part is copied in blocks,
-        not line by line (a JSON line holds no raw newline, so each newline
-        is a line end and becomes ``sep``)."""
+    def joined_bytes(self, sep: bytes, block: int = 1 << 16):
+        """The UTF-8 of ``sep.join(self.lines())``, in consecutive pieces of
+        about ``block`` bytes: the spilled part is copied in blocks, not line
+        by line (a JSON line holds no raw newline, and a newline byte is never
+        part of a longer UTF-8 character, so each is a line end and becomes
+        ``sep``)."""
         if self.file is not None and self.spilled:
             f = self.file
             f.flush()
@@ -230,12 +255,27 @@ class FindingSpool:
                 nxt = f.read(block)
                 if not nxt and not self.mem:
                     held = held[:-1]  # the last line's newline: nothing follows it
-                yield held.replace("\n", sep)
+                yield held.replace(b"\n", sep)
                 held = nxt
             f.seek(0, 2)
         if self.mem:
             dumps = json.dumps
-            yield sep.join([d if d.__class__ is str else dumps(d, ensure_ascii=False) for d in self.mem])
+            text = sep.decode("utf-8").join([d if d.__class__ is str else dumps(d, ensure_ascii=False) for d in self.mem])
+            yield text.encode("utf-8")
+
+    def joined(self, sep: str, block: int = 1 << 16):
+        """:meth:`joined_bytes` as text (a piece may end inside a character:
+        its rest starts the next piece)."""
+        import codecs
+
+        decode = codecs.getincrementaldecoder("utf-8")().decode
+        for piece in self.joined_bytes(sep.encode("utf-8"), block):
+            text = decode(piece)
+            if text:
+                yield text
+        text = decode(b"", True)
+        if text:
+            yield text
 
     def value(self):
         """A plain list when everything fits in memory, else the spool itself (iterable, sized)."""
@@ -388,8 +428,14 @@ def dump_document(doc: dict, fp) -> None:
                 if len(v):
                     fp.write("\n    ")
                     first = False
-                    for text in v.joined(sep):  # pieces of one text
-                        fp.write(text)
+                    raw = getattr(fp, "buffer", None)
+                    if raw is not None and (getattr(fp, "encoding", "") or "").lower().replace("-", "") == "utf8":
+                        fp.flush()  # the text layer's bytes first, then the spool's as they are
+                        for piece in v.joined_bytes(sep.encode("utf-8")):
+                            raw.write(piece)
+                    else:
+                        for text in v.joined(sep):  # pieces of one text
+                            fp.write(text)
             else:
                 it = iter(v)
                 for part in iter(lambda: list(islice(it, 1000)), []):
@@ -461,18 +507,21 @@ def endpoint_json(info: EndpointInfo, acc: _HostAcc, demo: bool) -> dict:
     }
 
 
-class Audit:
-    """Accumulates exchanges and their findings into one findings document."""
+class Tally:
+    """What the findings document needs of every flow besides its findings:
+    the counters, the hosts' endpoint entries, CNAMEs, and the findings' lines
+    in order (in ``findings``: a list, or the audit's :class:`FindingSpool`).
 
-    def __init__(self, detector, locator, *, rules_digest: str, show_values: bool = False, demo: bool = False):
-        """``locator``: a Locator, or a function that makes one when it is
-        first needed (see :func:`build`)."""
-        self.detector = detector
-        self._locator = locator
-        self.rules_digest = rules_digest
-        self.show_values = show_values
-        self.demo = demo
-        self.findings = FindingSpool()
+    An :class:`Audit` is one. A worker process also fills one for each run
+    of consecutive flows it analyses, and the main process takes it in with
+    :meth:`Audit.absorb`: the counting is then spread over the cores with
+    the detection, and the main process, which also reads the capture and
+    feeds the workers, does a few dozen merges per batch instead of
+    thousands of additions.
+    """
+
+    def __init__(self, findings=None) -> None:
+        self.findings = [] if findings is None else findings
         self.hosts: dict[str, _HostAcc] = {}
         self.cnames: dict[str, list[str]] = {}
         self.flows = 0
@@ -483,39 +532,21 @@ class Audit:
         self.undecodable = 0
         self.t_first: float | None = None
         self.t_last: float | None = None
-        self.warnings: list[str] = []
-        self.phases: list[dict] = []
         self.analysis_errors = 0
-        self.own_domains: list[str] = []
         self.tls_versions: dict[str, int] = {}
-        self.tls_failures: list[dict] = []
-        self.environment: dict[str, str] = {}
-        self.auditor: dict[str, str] = {}
         self.login_hosts: set[str] = set()
-        self.nameserver: str | None = None
-        self.resolve_best_effort = False
+        self.failed: list[tuple[int, str, str | None]] = []
+        """(flow index, host, error) of the first 100 flows whose analysis failed."""
 
-    @property
-    def locator(self):
-        if callable(self._locator):
-            self._locator = self._locator()
-        return self._locator
-
-    def add(self, ex: Exchange, found: list[Finding] | None = None, scan_error: str | None = None) -> list[Finding]:
-        """Counts one exchange and its findings (scanning it here unless ``found`` is given)."""
-        if found is None and scan_error is None and ex.kind != "dns":
-            try:
-                found = self.detector.scan(ex)
-            except Exception as e:  # one hostile flow must not end the audit
-                scan_error = f"{type(e).__name__}: {e}"
-        self.add_facts(flow_facts(ex), finding_dicts(ex, found) if found is not None else None, scan_error)
-        return found or []
+    def _failed(self, index: int, host: str, error: str | None) -> None:
+        if self.analysis_errors <= 100:
+            self.failed.append((index, host, error))
 
     def add_facts(self, facts: FlowFacts, found: list[dict] | Encoded | None, scan_error: str | None = None) -> None:
         """Counts one flow from its facts and its findings (document dicts or :class:`Encoded`).
 
-        Worker processes send these instead of whole Exchanges: they are what
-        the audit keeps, and cheap to send and to add.
+        These are what the audit keeps of a flow: a worker process adds them
+        to its own Tally, the audit of a serial run adds them here.
         """
         self.flows += 1
         self.by_kind[facts.kind] = self.by_kind.get(facts.kind, 0) + 1
@@ -552,8 +583,7 @@ class Audit:
             self.tls_versions[facts.tls_version] = self.tls_versions.get(facts.tls_version, 0) + 1
         if scan_error is not None or found is None:
             self.analysis_errors += 1
-            if self.analysis_errors <= 100:
-                self.warnings.append(f"flow {facts.index} ({facts.host}): analysis failed: {scan_error}")
+            self._failed(facts.index, facts.host, scan_error)
             return
         if found.__class__ is Encoded:
             cats = found.request_categories
@@ -568,9 +598,98 @@ class Audit:
             for c in cats:
                 if c not in have:
                     have.append(c)
-        append = self.findings.append
-        for d in items:
-            append(d)
+        if items:
+            self.findings.extend(items)
+
+class Audit(Tally):
+    """Accumulates exchanges and their findings into one findings document."""
+
+    def __init__(self, detector, locator, *, rules_digest: str, show_values: bool = False, demo: bool = False):
+        """``locator``: a Locator, or a function that makes one when it is
+        first needed (see :func:`build`)."""
+        super().__init__(FindingSpool())
+        self.detector = detector
+        self._locator = locator
+        self.rules_digest = rules_digest
+        self.show_values = show_values
+        self.demo = demo
+        self.warnings: list[str] = []
+        self.phases: list[dict] = []
+        self.own_domains: list[str] = []
+        self.tls_failures: list[dict] = []
+        self.environment: dict[str, str] = {}
+        self.auditor: dict[str, str] = {}
+        self.nameserver: str | None = None
+        self.resolve_best_effort = False
+
+    def _failed(self, index: int, host: str, error: str | None) -> None:
+        if self.analysis_errors <= 100:
+            self.warnings.append(f"flow {index} ({host}): analysis failed: {error}")
+
+    @property
+    def locator(self):
+        if callable(self._locator):
+            self._locator = self._locator()
+        return self._locator
+
+    def add(self, ex: Exchange, found: list[Finding] | None = None, scan_error: str | None = None) -> list[Finding]:
+        """Counts one exchange and its findings (scanning it here unless ``found`` is given)."""
+        if found is None and scan_error is None and ex.kind != "dns":
+            try:
+                found = self.detector.scan(ex)
+            except Exception as e:  # one hostile flow must not end the audit
+                scan_error = f"{type(e).__name__}: {e}"
+        self.add_facts(flow_facts(ex), finding_dicts(ex, found) if found is not None else None, scan_error)
+        return found or []
+
+    def absorb(self, t: Tally, lines: bytes, count: int, shift: int = 0) -> None:
+        """Takes in a run of flows counted elsewhere (see :class:`Tally`),
+        and ``count`` findings as UTF-8 JSON lines, each ended by a newline.
+        The result is the same as adding the run's flows here one by one, in
+        order, with ``shift`` added to their flow indexes (where an unreadable
+        HAR entry before them shifted the numbering)."""
+        base = self.analysis_errors
+        self.flows += t.flows
+        by_kind = self.by_kind
+        for k, n in t.by_kind.items():
+            by_kind[k] = by_kind.get(k, 0) + n
+        self.errors += t.errors
+        if t.t_first is not None:
+            self.t_first = t.t_first if self.t_first is None else min(self.t_first, t.t_first)
+            self.t_last = t.t_last if self.t_last is None else max(self.t_last, t.t_last)
+        for name, targets in t.cnames.items():
+            mine = self.cnames.setdefault(name, [])
+            mine.extend([v for v in targets if v not in mine])
+        self.cleartext += t.cleartext
+        self.ws_messages += t.ws_messages
+        self.undecodable += t.undecodable
+        hosts = self.hosts
+        for host, acc in t.hosts.items():
+            mine = hosts.get(host)
+            if mine is None:
+                hosts[host] = acc
+                continue
+            mine.flow_count += acc.flow_count
+            mine.all_tls = mine.all_tls and acc.all_tls
+            mine.ips.update(acc.ips)
+            if acc.first_seen is not None and (mine.first_seen is None or acc.first_seen < mine.first_seen):
+                mine.first_seen = acc.first_seen
+            if mine.cert is None:
+                mine.cert = acc.cert
+            mine.tls_versions.extend([v for v in acc.tls_versions if v not in mine.tls_versions])
+            mine.categories.extend([c for c in acc.categories if c not in mine.categories])
+        for v, n in t.tls_versions.items():
+            self.tls_versions[v] = self.tls_versions.get(v, 0) + n
+        self.login_hosts |= t.login_hosts
+        self.analysis_errors += t.analysis_errors
+        for k, (index, host, error) in enumerate(t.failed, 1):
+            if base + k > 100:
+                break
+            self.warnings.append(f"flow {index + shift} ({host}): analysis failed: {error}")
+        if count:
+            if shift:
+                lines = _shifted(lines, shift)
+            self.findings.append_lines(lines, count)
 
     def document(self, inputs: Sequence[dict] = ()) -> dict:
         from .jurisdiction import classify_parties, cname_chain, resolve_hosts
@@ -802,16 +921,13 @@ def analyze(
                     info = _info(state, infos, r[1])
                     damaged(Path(r[1]), info.flows, r[2], state.warnings)
                 continue
-            _, source, facts, found, err = r
+            _, source, first, tally, lines, count = r
             if source in damaged_sources:
                 continue
-            if facts.index != next_index:  # an unreadable HAR entry before it shifted the numbering
-                facts = facts._replace(index=next_index)
-                if found is not None:
-                    found = renumber(found, next_index)
-            audit.add_facts(facts, found, err)
-            _info(state, infos, source).flows += 1
-            next_index += 1
+            # (an unreadable HAR entry before the run shifted the numbering)
+            audit.absorb(tally, lines, count, next_index - first)
+            _info(state, infos, source).flows += tally.flows
+            next_index += tally.flows
     for src, n in skipped.items():
         if _info(state, infos, src).flows == 0:
             raise InputError(f"{src}: invalid HAR file: none of its {n} entries could be read")

@@ -125,18 +125,31 @@ def _init_worker(rules_dirs: list[str], canaries_path: str | None, show_values: 
 
 
 def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
-    """Decodes and scans items. Returns, per item, one of:
+    """Decodes and scans items. Returns, in order:
 
-    ("ok", source path, FlowFacts, Encoded findings or None, detection error or None) |
+    ("run", source path, first flow's index, Tally, findings, count) for each
+    run of consecutive flows read from one source: what the audit counts of
+    them (:class:`~privaudit.audit.Tally`) and their ``count`` findings as
+    UTF-8 JSON lines, each ended by a newline (they pickle as one block, and
+    the audit writes them to its spool as they are) |
     ("skip", path, message) for an unreadable HAR entry |
     ("damaged", path, message) for a damaged flow-file record (the batch stops there).
     """
-    from .audit import encode_findings, flow_facts
+    from .audit import Tally, encode_findings, flow_facts
     from .source.flowfile import RecordError, record_to_exchange
     from .source.har import HarEntryError, entry_to_exchange
 
     det = detector if detector is not None else _DETECTOR
     out: list[tuple] = []
+    tally = None
+    source = first = None
+
+    def close() -> None:
+        lines = tally.findings
+        tally.findings = None  # (sent as one block below, not twice)
+        text = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+        out.append(("run", source, first, tally, text, len(lines)))
+
     for index, fmt, path, payload in batch:
         try:
             if fmt == "har":
@@ -144,9 +157,15 @@ def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
             else:
                 ex = record_to_exchange(payload, index, path)
         except HarEntryError as e:
+            if tally is not None:
+                close()
+                tally = None
             out.append(("skip", path, f"HAR entry {index} skipped: {e}"))
             continue
         except RecordError as e:
+            if tally is not None:
+                close()
+                tally = None
             out.append(("damaged", path, str(e)))
             break
         found = None
@@ -156,7 +175,13 @@ def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
                 found = encode_findings(ex, det.scan(ex))
             except Exception as e:  # one hostile flow must not end the audit
                 err = f"{type(e).__name__}: {e}"
-        out.append(("ok", ex.source, flow_facts(ex), found, err))
+        if tally is None or ex.source != source:
+            if tally is not None:
+                close()
+            tally, source, first = Tally(), ex.source, ex.index
+        tally.add_facts(flow_facts(ex), found, err)
+    if tally is not None:
+        close()
     _batch_done()
     return out
 

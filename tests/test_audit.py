@@ -127,6 +127,68 @@ def test_unreadable_har_entry_is_skipped_and_numbering_stays_dense(tmp_path, man
     assert _stable(doc) == _stable(serial)
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_runs_counted_apart_and_absorbed_equal_flows_added_one_by_one(tmp_path, monkeypatch, many_batches, jobs):
+    """Workers count runs of flows in Tallies the audit absorbs (shifting the
+    flow indexes after an unreadable HAR entry). The document must be the one
+    the audit makes when each flow is read and added by itself, in order,
+    with analysis failures (their warnings name flow indexes) in the mix."""
+    from privaudit.detect import Detector
+    from privaudit.source import ReadState, read_exchanges
+
+    har = json.loads((CORPUS / "har_files" / "chrome.har").read_text())
+    har["log"]["entries"].insert(1, {"request": {"url": "x"}})  # unreadable: numbering shifts by one
+    p = tmp_path / "x.har"
+    p.write_text(json.dumps(har))
+    scan = Detector.scan
+
+    def flaky(self, ex):
+        if len(ex.url or "") % 3:  # (not the index: a worker's is the one before the shift)
+            raise RuntimeError(f"hostile flow to {ex.host}")
+        return scan(self, ex)
+
+    monkeypatch.setattr(Detector, "scan", flaky)
+    paths = [p, EVALSET, CORPUS / "dumpfile-7.mitm"]
+    doc = audit.analyze(paths, canaries_path=CANARIES, jobs=jobs)
+    one_by_one = audit.build(canaries_path=CANARIES)
+    state = ReadState()
+    for ex in read_exchanges(paths, state):
+        one_by_one.add(ex)
+    one_by_one.warnings.extend(state.warnings)
+    ref = one_by_one.document([i.to_json() for i in state.inputs])
+    assert ref["coverage"]["analysis_errors"] > 100 and len(ref["findings"]) > 100  # failures past the listed 100
+    assert any("HAR entry 1 skipped" in w for w in ref["warnings"])
+    assert _stable(doc) == _stable(ref)
+
+
+def test_spool_takes_blocks_of_lines_in_order_and_as_they_are():
+    lines = [json.dumps({"i": i, "v": "값\u2028"}, ensure_ascii=False) for i in range(9)]
+    block = lambda ls: "".join(x + "\n" for x in ls).encode("utf-8")  # noqa: E731
+    spool = audit.FindingSpool(limit=4)
+    spool.append(lines[0])
+    spool.append_lines(block(lines[1:3]), 2)  # still under the limit: held in memory
+    assert spool.file is None and len(spool) == 3
+    spool.append_lines(block(lines[3:7]), 4)  # past it: what is held goes first
+    spool.append(json.loads(lines[7]))
+    spool.extend([lines[8]])
+    assert list(spool.lines()) == lines and len(spool) == 9 and spool.spilled == 7
+    sep = ",\n    "
+    assert b"".join(spool.joined_bytes(sep.encode(), block=3)) == sep.join(lines).encode("utf-8")
+
+
+def test_a_spilled_spool_is_copied_as_bytes_into_a_utf8_file(tmp_path, monkeypatch):
+    """dump_document writes a spool's bytes under a UTF-8 file's text layer:
+    the file must hold exactly the text the plain way writes."""
+    monkeypatch.setattr(audit.FindingSpool.__init__, "__defaults__", (10,))
+    doc = {**audit.analyze([EVALSET], canaries_path=CANARIES, jobs=1), "generated_at": None}
+    assert isinstance(doc["findings"], audit.FindingSpool) and doc["findings"].spilled > 0
+    text = io.StringIO()
+    audit.dump_document(doc, text)
+    with open(tmp_path / "doc.json", "w", encoding="utf-8") as f:
+        audit.dump_document(doc, f)
+    assert (tmp_path / "doc.json").read_bytes() == text.getvalue().encode("utf-8")
+
+
 def test_har_with_no_readable_entry_is_an_input_error(tmp_path):
     p = tmp_path / "x.har"
     p.write_text(json.dumps({"log": {"entries": [{"request": {}}, {"request": {}}]}}))

@@ -331,15 +331,27 @@ def test_quick_benchmark_prints_figures(tmp_path):
     assert re.search(r"\[500 flows\] report pdf: [\d.]+s, [\d,]+ KiB", out)
     assert re.search(r"analyze 500 flows, 1 core, \+10 canaries >= 3,000 flows/s: [\d,]+ flows/s -> (met|NOT met)", out)
     if (os.cpu_count() or 1) > 1 and len(os.sched_getaffinity(0)) > 1:
-        assert re.search(r"\[500 flows\] cores: a CPU-bound loop ran [\d.]+x slower .* at most ~[\d.]+x", out)
+        assert re.search(r"\[500 flows\] two cores' capacity: two copies of .* side by side did [\d.]+x the work "
+                         r"of one alone .*; the pool's speed-up was \d+% of it", out)
+        assert re.search(r"2 cores >= 1.7x of 1 core: [\d.]+x \(two one-core copies side by side: [\d.]+x\)", out)
 
 
-def test_core_sharing_is_a_ratio_of_loop_times(monkeypatch):
+def test_pair_capacity_is_the_work_two_copies_did_in_one_copys_time():
     from privaudit.bench import run
 
-    times = iter([1.0, 1.2, 1.2, 0.9, 1.3, 1.3, 1.1, 1.1, 1.1])  # alone, pair, pair, ...
-    monkeypatch.setattr(run, "_loop_seconds", lambda copies: [next(times) for _ in range(copies)])
-    assert run.core_sharing() == pytest.approx(1.2 / 1.0)  # median pair / median alone
+    assert run.pair_capacity(2.0, [2.0, 2.0]) == pytest.approx(2.0)  # cores of its own
+    assert run.pair_capacity(2.0, [2.0, 4.0]) == pytest.approx(1.5)  # one copy ran at half speed
+
+
+def test_side_by_side_runs_are_timed_each_until_it_ends(tmp_path):
+    from privaudit.bench import run
+
+    slow, fast = run.run_side_by_side([
+        [sys.executable, "-c", "import time, sys; time.sleep(0.6); sys.stderr.write('slow'); sys.exit(3)"],
+        [sys.executable, "-c", "import time; time.sleep(0.1)"],
+    ])
+    assert slow.returncode == 3 and slow.stderr == "slow" and fast.returncode == 0
+    assert fast.seconds < slow.seconds and slow.seconds >= 0.6 and slow.peak_rss_mb > 0
 
 
 def test_target_lines_compare_figures_with_the_targets():

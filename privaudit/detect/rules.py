@@ -491,11 +491,13 @@ def _check_one_plain(path: Path) -> tuple[Rule | None, list[str]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         return None, [f"{path}: cannot read: {e}"]
-    try:
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as e:
-        problem = getattr(e, "problem", None) or str(e)
-        return None, [_err(Path(yaml_location(str(path), e)), None, f"not valid YAML: {problem}")]
+    data = validated.parsed_rule(text)  # a listed shipped file: its YAML's content, kept as JSON
+    if data is None:
+        try:
+            data = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", None) or str(e)
+            return None, [_err(Path(yaml_location(str(path), e)), None, f"not valid YAML: {problem}")]
     if not isinstance(data, dict):
         return None, [_err(path, 1, "a rule file must hold one mapping (a YAML object)")]
     root = _LazyRoot(text)

@@ -151,6 +151,11 @@ def _encode_fast(ex: Exchange, found: Sequence[Finding]) -> Encoded:
     return Encoded(lines, cats)
 
 
+def _failure(index: int, host: str, error: str | None) -> str:
+    """The warning for a flow whose analysis failed."""
+    return f"flow {index} ({host}): analysis failed: {error}"
+
+
 def _shifted(lines: bytes, shift: int) -> bytes:
     """Findings' JSON lines (UTF-8, each ended by a newline) with ``shift``
     added to each ``flow_index``."""
@@ -405,6 +410,15 @@ def with_findings_list(doc: dict) -> dict:
     return {**doc, "findings": list(f)}
 
 
+def _is_utf8(encoding: str | None) -> bool:
+    import codecs
+
+    try:
+        return encoding is not None and codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
+
+
 def dump_document(doc: dict, fp) -> None:
     """Writes the findings document as indented UTF-8 JSON, streaming the findings.
 
@@ -429,7 +443,7 @@ def dump_document(doc: dict, fp) -> None:
                     fp.write("\n    ")
                     first = False
                     raw = getattr(fp, "buffer", None)
-                    if raw is not None and (getattr(fp, "encoding", "") or "").lower().replace("-", "") == "utf8":
+                    if raw is not None and _is_utf8(getattr(fp, "encoding", None)):
                         fp.flush()  # the text layer's bytes first, then the spool's as they are
                         for piece in v.joined_bytes(sep.encode("utf-8")):
                             raw.write(piece)
@@ -624,7 +638,7 @@ class Audit(Tally):
 
     def _failed(self, index: int, host: str, error: str | None) -> None:
         if self.analysis_errors <= 100:
-            self.warnings.append(f"flow {index} ({host}): analysis failed: {error}")
+            self.warnings.append(_failure(index, host, error))
 
     @property
     def locator(self):
@@ -685,7 +699,7 @@ class Audit(Tally):
         for k, (index, host, error) in enumerate(t.failed, 1):
             if base + k > 100:
                 break
-            self.warnings.append(f"flow {index + shift} ({host}): analysis failed: {error}")
+            self.warnings.append(_failure(index + shift, host, error))
         if count:
             if shift:
                 lines = _shifted(lines, shift)

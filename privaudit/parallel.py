@@ -144,11 +144,15 @@ def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
     tally = None
     source = first = None
 
-    def close() -> None:
+    def close() -> None:  # the run so far, if any, goes out
+        nonlocal tally
+        if tally is None:
+            return
         lines = tally.findings
         tally.findings = None  # (sent as one block below, not twice)
         text = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
         out.append(("run", source, first, tally, text, len(lines)))
+        tally = None
 
     for index, fmt, path, payload in batch:
         try:
@@ -157,15 +161,11 @@ def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
             else:
                 ex = record_to_exchange(payload, index, path)
         except HarEntryError as e:
-            if tally is not None:
-                close()
-                tally = None
+            close()
             out.append(("skip", path, f"HAR entry {index} skipped: {e}"))
             continue
         except RecordError as e:
-            if tally is not None:
-                close()
-                tally = None
+            close()
             out.append(("damaged", path, str(e)))
             break
         found = None
@@ -176,12 +176,10 @@ def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
             except Exception as e:  # one hostile flow must not end the audit
                 err = f"{type(e).__name__}: {e}"
         if tally is None or ex.source != source:
-            if tally is not None:
-                close()
+            close()
             tally, source, first = Tally(), ex.source, ex.index
         tally.add_facts(flow_facts(ex), found, err)
-    if tally is not None:
-        close()
+    close()
     _batch_done()
     return out
 

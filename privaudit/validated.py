@@ -15,9 +15,9 @@ every time. ``privaudit rules validate`` never trusts the list.
 The detection rules' parsed content is also kept, as JSON
 (``rules/validated-rules.jsonl``, one ``<sha256> <json>`` line per rule
 file): a listed rule file's YAML is not parsed again either, which was
-~20 ms of every start-up. Only
-files whose YAML comes back unchanged through JSON are kept; the others,
-and every file of a user's, are parsed as YAML as before.
+~20 ms of every start-up. Only files whose YAML comes back unchanged
+through JSON are kept; the others, and every file of a user's, are parsed
+as YAML as before.
 
 Regenerate after changing shipped data (a test fails until you do)::
 
@@ -85,11 +85,10 @@ def _parsed() -> dict[str, str]:
 def parsed_rule(text: str):
     """A listed rule file's content as its YAML parses, from the JSON kept
     for it (fresh objects each call), or None: not listed, or not trusted."""
-    if not TRUST:
+    if not known_valid(text):
         return None
-    d = digest(text)
-    data = _parsed().get(d)
-    if data is None or d not in _known():
+    data = _parsed().get(digest(text))
+    if data is None:
         return None
     import json
 

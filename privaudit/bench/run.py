@@ -18,8 +18,9 @@ without start-up cost. In each round, two copies of the one-core run with
 canaries also run side by side (:func:`pair_capacity`): on a shared virtual
 machine two cores do not do twice the work of one, and this says how much
 they did, on this very work, while the speed-up was measured; the pool's
-speed-up is then also given as a share of it. After the figures it lists the performance targets
-next to what was measured (met / not met), for the sizes that were run.
+speed-up is then also given as a share of it. After the figures it lists
+the performance targets next to what was measured (met / not met), for the
+sizes that were run.
 ``--quick`` runs one small size (500 flows) so CI can check the command works.
 """
 
@@ -133,10 +134,8 @@ def generator_digest() -> str:
 def run_side_by_side(cmds: list[list[str]]) -> list[Run]:
     """Starts the commands together and returns each one's wall time (until
     it alone ended) and its own peak RSS."""
-    import tempfile as _tf
-
     t0 = time.perf_counter()
-    errs = [_tf.TemporaryFile() for _ in cmds]
+    errs = [tempfile.TemporaryFile() for _ in cmds]
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=e) for cmd, e in zip(cmds, errs)]
     ended: dict[int, tuple[float, int, float]] = {}
     while len(ended) < len(procs):
@@ -146,7 +145,6 @@ def run_side_by_side(cmds: list[list[str]]) -> list[Run]:
     runs = []
     for p, e in zip(procs, errs):
         seconds, code, rss = ended[p.pid]
-        p.returncode = code
         e.seek(0)
         runs.append(Run(seconds, rss, code, e.read().decode("utf-8", "replace")[-2000:]))
         e.close()

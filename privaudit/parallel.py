@@ -36,7 +36,7 @@ MIN_STEP = 25
 #: Inputs smaller than this are analysed in-process: starting workers costs more.
 PARALLEL_MIN_BYTES = 4 << 20
 
-Item = tuple[int, str, str, Any]  # (provisional index, format, source path, raw record | HAR entry)
+Item = tuple[int, str, str, Any]  # (provisional index, format, source path, raw record | (offset, length) | HAR entry)
 
 
 def default_jobs() -> int:
@@ -46,10 +46,14 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def iter_items(opened: Sequence[tuple[Path, str]], state: ReadState, *, hash_now: bool = True) -> Iterator[Item]:
+def iter_items(
+    opened: Sequence[tuple[Path, str]], state: ReadState, *, hash_now: bool = True, spans: bool = False
+) -> Iterator[Item]:
     """Every flow of every opened input (:func:`~privaudit.source.open_inputs`) as
     an undecoded item, in input order. With ``hash_now`` false, each input's
-    SHA-256 is left to ``state.hash_inputs()``."""
+    SHA-256 is left to ``state.hash_inputs()``. With ``spans``, a flow-file
+    item holds its record's (offset, length) instead of its bytes: the
+    worker that gets it reads the record (:func:`_with_records`)."""
     from .source.flowfile import iter_flowfile_records
     from .source.har import load_har
 
@@ -64,8 +68,8 @@ def iter_items(opened: Sequence[tuple[Path, str]], state: ReadState, *, hash_now
                 yield (i, fmt, str(path), entry)
                 i += 1
         else:
-            for _, raw in iter_flowfile_records(path, state.warnings):
-                yield (i, fmt, str(path), raw)
+            for offset, rec in iter_flowfile_records(path, state.warnings, spans=spans):
+                yield (i, fmt, str(path), (offset, rec) if spans else rec)
                 i += 1
 
 
@@ -140,6 +144,8 @@ def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
     from .source.har import HarEntryError, entry_to_exchange
 
     det = detector if detector is not None else _DETECTOR
+    if any(it[3].__class__ is tuple for it in batch):
+        batch = _with_records(batch)
     out: list[tuple] = []
     tally = None
     source = first = None
@@ -156,6 +162,8 @@ def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
 
     for index, fmt, path, payload in batch:
         try:
+            if payload.__class__ is RecordError:  # (unreadable since the main process found it)
+                raise payload
             if fmt == "har":
                 ex = entry_to_exchange(payload, index, path)
             else:
@@ -184,6 +192,46 @@ def analyze_batch(batch: list[Item], detector=None) -> list[tuple]:
     return out
 
 
+def _with_records(batch: list[Item]) -> list[Item]:
+    """The batch with each span item's record read, one read for each run of
+    consecutive spans of one file. Reading stops at the first record that
+    cannot be read: its item then holds the :class:`RecordError` (the batch
+    ends there, as at a damaged record)."""
+    from .source.flowfile import RecordError, read_spans
+
+    out: list[Item] = []
+    i = 0
+    while i < len(batch):
+        first = batch[i]
+        if first[3].__class__ is not tuple:
+            out.append(first)
+            i += 1
+            continue
+        j = i + 1
+        while j < len(batch) and batch[j][2] == first[2] and batch[j][3].__class__ is tuple:
+            j += 1
+        run = batch[i:j]
+        try:
+            raws, error = read_spans(first[2], [it[3] for it in run])
+        except OSError as e:
+            raws, error = [], RecordError(f"cannot read the record: {e}")
+        out.extend([(it[0], it[1], it[2], raw) for it, raw in zip(run, raws)])
+        if error is not None:
+            out.append((*run[len(raws)][:3], error))
+            return out
+        i = j
+    return out
+
+
+def _size(payload: Any) -> int:
+    """A record's bytes (a raw record, or a span's length); 0 for a HAR entry."""
+    if payload.__class__ is bytes:
+        return len(payload)
+    if payload.__class__ is tuple:
+        return payload[1]
+    return 0
+
+
 def pool_batch(total_bytes: int, jobs: int) -> int:
     """Flows per batch for a pool of ``jobs`` workers: about eight batches
     per worker, at least :data:`BATCH`, at most :data:`MAX_POOL_BATCH`.
@@ -209,9 +257,7 @@ def _batches(items: Iterator[Item], size: int | None = None) -> Iterator[list[It
     held = 0
     for it in items:
         batch.append(it)
-        payload = it[3]
-        if payload.__class__ is bytes:
-            held += len(payload)
+        held += _size(it[3])
         if len(batch) >= size or held >= BATCH_BYTES:
             yield batch
             batch = []
@@ -228,7 +274,7 @@ def _pieces(batches: Iterator[list[Item]], total: int, tail: int) -> Iterator[li
     seen = 0
     count = 0
     for batch in batches:
-        held = sum(len(it[3]) for it in batch if it[3].__class__ is bytes)
+        held = sum(_size(it[3]) for it in batch)
         seen += held
         count += 1
         if held and 0 <= total - seen < tail * seen / count:  # (a file still growing: no end in sight)
@@ -278,7 +324,9 @@ def run_batches(
             for batch in _batches(items):
                 yield analyze_batch(batch, detector)
         return
-    items = iter_items(opened, state, hash_now=False)
+    # The workers read the records themselves: the main process only finds
+    # where each one starts (see iter_record_spans), and sends that.
+    items = iter_items(opened, state, hash_now=False, spans=True)
 
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait

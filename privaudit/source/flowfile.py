@@ -9,6 +9,7 @@ in worker processes, in parallel, and still in order.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,7 @@ def iter_records(path: Path) -> Iterator[tuple[int, bytes]]:
             head = f.read(13)
             if not head:
                 return
-            digits, colon, rest = head.partition(b":")
-            if not colon or not digits.isdigit() or len(digits) > 12:
-                raise RecordError(f"no length prefix at byte {offset}")
-            n = int(digits)
+            digits, n, rest = _head(head, offset)
             need = n + 1 - len(rest)
             body = rest + (f.read(need) if need > 0 else b"")
             if len(body) < n + 1:
@@ -46,6 +44,73 @@ def iter_records(path: Path) -> Iterator[tuple[int, bytes]]:
                 f.seek(offset + len(digits) + 1 + n + 1)
                 body = body[: n + 1]
             yield offset, digits + b":" + body
+
+
+def iter_record_spans(path: Path, chunk: int = 1 << 20) -> Iterator[tuple[int, int]]:
+    """Yields (byte offset, length) of each record of a flow file: what
+    :func:`iter_records` yields, without the bytes (a worker process reads
+    them itself, see :func:`read_spans`), and the same :class:`RecordError`
+    at the same record. Only the length prefixes are looked at, in ``chunk``
+    bytes read at a time (~1 µs a record, against ~4 for reading them)."""
+    with open(path, "rb", buffering=0) as f:
+        fd = f.fileno()
+        base = 0  # the file offset of buf[0]
+        buf = b""
+        pos = 0  # the next record, in buf
+        while True:
+            if len(buf) - pos < 13:  # its prefix may run past what is read
+                base += pos
+                buf = buf[pos:] + os.pread(fd, chunk, base + len(buf) - pos)
+                pos = 0
+                if not buf:
+                    return
+            colon = buf.find(b":", pos, pos + 13)
+            digits = buf[pos:colon] if colon >= 0 else b""
+            if colon < 0 or not digits.isdigit() or len(digits) > 12:
+                raise RecordError(f"no length prefix at byte {base + pos}")
+            n = int(digits)
+            length = len(digits) + 1 + n + 1
+            end = pos + length
+            if end > len(buf):  # past what is read: the file must hold it
+                size = os.fstat(fd).st_size
+                if base + end > size:
+                    raise RecordError(f"record at byte {base + pos} is cut short ({size - base - colon - 1} of {n + 1} bytes)")
+                if end - len(buf) > chunk:  # a big record: skip it, not read it
+                    yield base + pos, length
+                    base += end
+                    buf = b""
+                    pos = 0
+                    continue
+                base += pos
+                buf = buf[pos:] + os.pread(fd, chunk, base + len(buf) - pos)
+                end -= pos
+                pos = 0
+            yield base + pos, length
+            pos = end
+
+
+def read_spans(path: str | Path, spans: list[tuple[int, int]]) -> tuple[list[bytes], RecordError | None]:
+    """The records at ``spans`` (from :func:`iter_record_spans`, consecutive
+    and in file order), read with one call, and None; or, if the file no
+    longer holds them all (truncated since), those before the first it does
+    not hold and a :class:`RecordError` for that one."""
+    start = spans[0][0]
+    end = spans[-1][0] + spans[-1][1]
+    with open(path, "rb", buffering=0) as f:
+        data = os.pread(f.fileno(), end - start, start)
+    if len(data) == end - start:
+        return [data[o - start : o - start + n] for o, n in spans], None
+    good = [data[o - start : o - start + n] for o, n in spans if o - start + n <= len(data)]
+    bad = spans[len(good)][0]
+    return good, RecordError(f"record at byte {bad} is cut short (the file shrank since it was split)")
+
+
+def _head(head: bytes, offset: int) -> tuple[bytes, int, bytes]:
+    """A record's first bytes -> (length digits, payload length, the rest of ``head``)."""
+    digits, colon, rest = head.partition(b":")
+    if not colon or not digits.isdigit() or len(digits) > 12:
+        raise RecordError(f"no length prefix at byte {offset}")
+    return digits, int(digits), rest
 
 
 def decode_record(raw: bytes) -> Any:
@@ -88,11 +153,13 @@ def read_flowfile(path: Path, start_index: int, warnings: list[str]) -> Iterator
         n += 1
 
 
-def iter_flowfile_records(path: Path, warnings: list[str]) -> Iterator[tuple[int, bytes]]:
-    """Raw records, turning damage into the same warning/InputError as decoding does."""
+def iter_flowfile_records(path: Path, warnings: list[str], *, spans: bool = False) -> Iterator[tuple[int, Any]]:
+    """Raw records (with ``spans``, their (offset, length) only: see
+    :func:`iter_record_spans`), turning damage into the same
+    warning/InputError as decoding does."""
     n = 0
     try:
-        for rec in iter_records(path):
+        for rec in iter_record_spans(path) if spans else iter_records(path):
             yield rec
             n += 1
     except RecordError as e:

@@ -896,11 +896,14 @@ def analyze(
     ``jobs``: worker processes for decoding and detection (default: one per
     CPU this process may use; inputs under a few MB are analysed in-process).
     """
-    from .parallel import run_batches
+    from .parallel import pool_jobs, run_batches
     from .source import ReadState, open_inputs
     from .source.flowfile import damaged
 
     opened = open_inputs(paths)  # fail on a bad input before loading anything heavy
+    state = ReadState()
+    if pool_jobs(opened, jobs) > 1:
+        state.hash_ahead([p for p, _ in opened])  # on the other core, while this one loads the rules
     audit = build(
         rules_dirs=rules_dirs,
         canaries_path=canaries_path,
@@ -911,7 +914,6 @@ def analyze(
         nameserver=nameserver,
         resolve_best_effort=resolve_best_effort,
     )
-    state = ReadState()
     infos: dict[str, InputInfo] = {}
     damaged_sources: set[str] = set()
     skipped: dict[str, int] = {}

@@ -285,6 +285,15 @@ def _pieces(batches: Iterator[list[Item]], total: int, tail: int) -> Iterator[li
             yield batch
 
 
+def pool_jobs(opened: Sequence[tuple[Path, str]], jobs: int | None) -> int:
+    """The worker processes :func:`run_batches` starts for these inputs and
+    ``jobs`` (None: one per CPU); 1 means none, the work is done in-process."""
+    jobs = default_jobs() if jobs is None else max(1, jobs)
+    if jobs == 1 or sum(p.stat().st_size for p, _ in opened) < PARALLEL_MIN_BYTES:
+        return 1
+    return jobs
+
+
 def run_batches(
     opened: Sequence[tuple[Path, str]],
     state: ReadState,
@@ -297,8 +306,10 @@ def run_batches(
     """Yields each batch's results in input order, in-process or from a pool.
 
     With a pool, the main process has time on its hands once the workers are
-    busy: it then computes the inputs' SHA-256 and calls ``while_waiting``
-    (the audit loads what only the document step needs), work that would
+    busy: it then computes the inputs' SHA-256 (or takes them from
+    ``state.hash_ahead``, which :func:`~privaudit.audit.analyze` starts when
+    :func:`pool_jobs` says a pool will run) and calls ``while_waiting`` (the
+    audit loads what only the document step needs), work that would
     otherwise come before the first flow or after the last one, with the
     second core idle. In-process, the inputs are hashed as they are opened
     and ``while_waiting`` is not called (one core, nothing to overlap).
@@ -316,9 +327,9 @@ def run_batches(
     series of side-by-side runs of 100k flows its medians were 21.2 and
     24.4 s, against 19.6 and 21.8 s for two workers.
     """
-    jobs = default_jobs() if jobs is None else max(1, jobs)
+    jobs = pool_jobs(opened, jobs)
     total = sum(p.stat().st_size for p, _ in opened)
-    if jobs == 1 or total < PARALLEL_MIN_BYTES:
+    if jobs == 1:
         items = iter_items(opened, state)
         with paced_gc():
             for batch in _batches(items):

@@ -304,3 +304,35 @@ def test_every_input_is_hashed_when_the_pool_hashes_them_late(tmp_path, many_bat
     assert [i["sha256"] for i in doc["inputs"]] == [file_sha256(EVALSET), file_sha256(second)]
     serial = audit.analyze([EVALSET, second], jobs=1)
     assert doc["inputs"] == serial["inputs"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_pool_run_hashes_its_inputs_in_a_thread_while_the_rules_load(tmp_path, many_batches, monkeypatch, jobs):
+    """With a pool (and only then: -j1 stays on one core) the inputs are
+    hashed in a thread started before the rules load; the digests are the
+    same, and an input the thread could not read is hashed again later."""
+    import hashlib
+    import threading
+
+    import privaudit.source as source
+
+    seen = []
+    real = source.file_sha256
+
+    def spy(path):
+        seen.append((threading.current_thread().name, Path(path).name))
+        if path.name == "second.mitm" and threading.current_thread().name == "privaudit-hash":
+            raise OSError("not yet")
+        return real(path)
+
+    monkeypatch.setattr(source, "file_sha256", spy)
+    monkeypatch.setattr(parallel, "file_sha256", spy)
+    second = tmp_path / "second.mitm"
+    second.write_bytes((CORPUS / "dumpfile-7.mitm").read_bytes())
+    doc = audit.analyze([EVALSET, second], jobs=jobs)
+    assert [i["sha256"] for i in doc["inputs"]] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in (EVALSET, second)]
+    main = threading.main_thread().name
+    if jobs == 1:
+        assert seen == [(main, "evalset.mitm"), (main, "second.mitm")]
+    else:
+        assert seen == [("privaudit-hash", "evalset.mitm"), ("privaudit-hash", "second.mitm"), (main, "second.mitm")]

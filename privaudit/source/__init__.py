@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from ..model import Exchange
@@ -56,11 +57,40 @@ class ReadState:
     unhashed: list[tuple[InputInfo, Path]] = field(default_factory=list)
     """Inputs whose ``sha256`` is still to be computed (see :meth:`hash_inputs`)."""
 
+    ahead: tuple[Any, dict[Path, str]] | None = field(default=None, repr=False)
+    """The thread of :meth:`hash_ahead` and what it has computed."""
+
+    def hash_ahead(self, paths: Sequence[Path]) -> None:
+        """Starts computing the SHA-256 of ``paths`` in a thread, for
+        :meth:`hash_inputs` to take. hashlib lets go of the interpreter
+        while it hashes a megabyte, so with a process pool to feed this runs
+        on the second core while the first loads the rules (~23 ms for the
+        26 MB capture of 10k flows), not later on a core the workers need.
+        An error is left for :meth:`hash_inputs` to meet again and report."""
+        import threading
+
+        done: dict[Path, str] = {}
+
+        def work() -> None:
+            for p in paths:
+                try:
+                    done[p] = file_sha256(p)
+                except OSError:
+                    pass
+
+        thread = threading.Thread(target=work, name="privaudit-hash", daemon=True)
+        thread.start()
+        self.ahead = (thread, done)
+
     def hash_inputs(self) -> None:
         """Computes the SHA-256 of every input opened so far that has none yet."""
+        done: dict[Path, str] = {}
+        if self.ahead is not None:
+            self.ahead[0].join()
+            done = self.ahead[1]
         while self.unhashed:
             info, path = self.unhashed.pop(0)
-            info.sha256 = file_sha256(path)
+            info.sha256 = done.get(path) or file_sha256(path)
 
 
 def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:

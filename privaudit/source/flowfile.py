@@ -46,12 +46,15 @@ def iter_records(path: Path) -> Iterator[tuple[int, bytes]]:
             yield offset, digits + b":" + body
 
 
-def iter_record_spans(path: Path, chunk: int = 1 << 20) -> Iterator[tuple[int, int]]:
+def iter_record_spans(path: Path, chunk: int = 1 << 16) -> Iterator[tuple[int, int]]:
     """Yields (byte offset, length) of each record of a flow file: what
     :func:`iter_records` yields, without the bytes (a worker process reads
     them itself, see :func:`read_spans`), and the same :class:`RecordError`
     at the same record. Only the length prefixes are looked at, in ``chunk``
-    bytes read at a time (~1 µs a record, against ~4 for reading them)."""
+    bytes read at a time (~1.6 µs a record with the generator, against ~4
+    for reading the records). 64 KB: with 1 MB reads, every buffer was a
+    fresh mapping, ~3,000 page faults more over a 26 MB capture, and no
+    faster."""
     with open(path, "rb", buffering=0) as f:
         fd = f.fileno()
         base = 0  # the file offset of buf[0]

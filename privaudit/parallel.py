@@ -350,6 +350,7 @@ def run_batches(
     inherited = _DETECTOR
     if fork and detector is not None:
         _DETECTOR = detector  # until the pool is gone: workers fork at the first submit
+    state.stop_hashing()  # no thread of ours runs when the workers fork
     try:
         with paced_gc(), ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=worker_args) as pool:
             pending: deque[Future] = deque()

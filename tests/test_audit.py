@@ -309,30 +309,79 @@ def test_every_input_is_hashed_when_the_pool_hashes_them_late(tmp_path, many_bat
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_pool_run_hashes_its_inputs_in_a_thread_while_the_rules_load(tmp_path, many_batches, monkeypatch, jobs):
     """With a pool (and only then: -j1 stays on one core) the inputs are
-    hashed in a thread started before the rules load; the digests are the
-    same, and an input the thread could not read is hashed again later."""
+    hashed in a thread started before the rules load, which is stopped
+    before the workers fork; the digests are the same."""
     import hashlib
+    import os
     import threading
+    import time
 
     import privaudit.source as source
 
-    seen = []
-    real = source.file_sha256
+    started = []
+    real_init = source.AheadHasher.__init__
 
-    def spy(path):
-        seen.append((threading.current_thread().name, Path(path).name))
-        if path.name == "second.mitm" and threading.current_thread().name == "privaudit-hash":
-            raise OSError("not yet")
-        return real(path)
+    def spy(self, paths, block=1 << 20):
+        started.append([p.name for p in paths])
+        real_init(self, paths, block)
 
-    monkeypatch.setattr(source, "file_sha256", spy)
-    monkeypatch.setattr(parallel, "file_sha256", spy)
+    forks = []
+    real_fork = os.fork
+
+    def fork():
+        forks.append([t.name for t in threading.enumerate() if t.name == "privaudit-hash"])
+        return real_fork()
+
+    class Slow(threading.Event):  # hashing that would outlast the rules' loading
+        def is_set(self):
+            time.sleep(0.1)
+            return super().is_set()
+
+    monkeypatch.setattr(source.AheadHasher, "__init__", spy)
+    monkeypatch.setattr(source.AheadHasher, "_event", Slow)
+    monkeypatch.setattr(os, "fork", fork)
     second = tmp_path / "second.mitm"
     second.write_bytes((CORPUS / "dumpfile-7.mitm").read_bytes())
     doc = audit.analyze([EVALSET, second], jobs=jobs)
     assert [i["sha256"] for i in doc["inputs"]] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in (EVALSET, second)]
-    main = threading.main_thread().name
-    if jobs == 1:
-        assert seen == [(main, "evalset.mitm"), (main, "second.mitm")]
-    else:
-        assert seen == [("privaudit-hash", "evalset.mitm"), ("privaudit-hash", "second.mitm"), (main, "second.mitm")]
+    assert started == ([] if jobs == 1 else [["evalset.mitm", "second.mitm"]])
+    assert forks == ([] if jobs == 1 else [[], []])  # two workers, forked with no hashing thread alive
+
+
+@pytest.mark.parametrize(
+    "checks, stopped_at",
+    [(0, ("f0", 0)), (3, ("f0", 3000)), (11, ("f1", 0)), (14, ("f2", 2000)), (100, None)],
+)
+def test_hashing_ahead_stopped_anywhere_gives_every_digest(tmp_path, checks, stopped_at):
+    """Stopped before it starts, inside a file, between files or after the
+    end (it checks before each 1,000-byte block): the digests are those of
+    the whole files."""
+    import hashlib
+
+    from privaudit.source import AheadHasher
+
+    files = []
+    for k, size in enumerate([10_000, 0, 7_000, 33]):
+        p = tmp_path / f"f{k}"
+        p.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+        files.append(p)
+
+    class Countdown:
+        def __init__(self):
+            self.left = checks
+
+        def is_set(self):
+            self.left -= 1
+            return self.left < 0
+
+        def set(self):
+            self.left = -1
+
+    class Counted(AheadHasher):
+        _event = Countdown
+
+    h = Counted(files, block=1000)
+    h._thread.join()
+    assert (h.partial[0].name, h.partial[2]) == stopped_at if stopped_at else h.partial is None
+    assert len(h.done) == (4 if stopped_at is None else int(stopped_at[0][1]))
+    assert [h.digest(p) for p in files] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,40 +58,74 @@ class ReadState:
     unhashed: list[tuple[InputInfo, Path]] = field(default_factory=list)
     """Inputs whose ``sha256`` is still to be computed (see :meth:`hash_inputs`)."""
 
-    ahead: tuple[Any, dict[Path, str]] | None = field(default=None, repr=False)
-    """The thread of :meth:`hash_ahead` and what it has computed."""
+    ahead: AheadHasher | None = field(default=None, repr=False)
+    """Inputs being hashed in a thread (:meth:`hash_ahead`)."""
 
     def hash_ahead(self, paths: Sequence[Path]) -> None:
-        """Starts computing the SHA-256 of ``paths`` in a thread, for
-        :meth:`hash_inputs` to take. hashlib lets go of the interpreter
-        while it hashes a megabyte, so with a process pool to feed this runs
-        on the second core while the first loads the rules (~23 ms for the
-        26 MB capture of 10k flows), not later on a core the workers need.
-        An error is left for :meth:`hash_inputs` to meet again and report."""
-        import threading
+        """Starts hashing ``paths`` in a thread (:class:`AheadHasher`), for
+        :meth:`hash_inputs` to take."""
+        self.ahead = AheadHasher(paths)
 
-        done: dict[Path, str] = {}
-
-        def work() -> None:
-            for p in paths:
-                try:
-                    done[p] = file_sha256(p)
-                except OSError:
-                    pass
-
-        thread = threading.Thread(target=work, name="privaudit-hash", daemon=True)
-        thread.start()
-        self.ahead = (thread, done)
+    def stop_hashing(self) -> None:
+        """Stops :meth:`hash_ahead`'s thread (where it is: the rest is done by
+        :meth:`hash_inputs`). Called before forking: a process that forks
+        while it runs other threads may leave locks held in the child."""
+        if self.ahead is not None:
+            self.ahead.stop()
 
     def hash_inputs(self) -> None:
         """Computes the SHA-256 of every input opened so far that has none yet."""
-        done: dict[Path, str] = {}
-        if self.ahead is not None:
-            self.ahead[0].join()
-            done = self.ahead[1]
         while self.unhashed:
             info, path = self.unhashed.pop(0)
-            info.sha256 = done.get(path) or file_sha256(path)
+            info.sha256 = self.ahead.digest(path) if self.ahead is not None else file_sha256(path)
+
+
+class AheadHasher:
+    """The SHA-256 of some files, computed in a thread until :meth:`stop`.
+
+    hashlib lets go of the interpreter while it hashes a block, so this runs
+    on a second core while the first does other work: with a process pool to
+    feed, :func:`~privaudit.audit.analyze` starts it before the rules load,
+    when that core would be idle (~23 ms for the 26 MB capture of 10k flows),
+    instead of later on a core the workers need. The pool stops it before it
+    forks; :meth:`digest` finishes what it left (from where it stopped). A
+    file it cannot read is left for :meth:`digest` to meet again and report.
+    """
+
+    _event = threading.Event  # (what says stop: a test may count the checks)
+
+    def __init__(self, paths: Sequence[Path], block: int = 1 << 20) -> None:
+        self.done: dict[Path, str] = {}
+        self.partial: tuple[Path, Any, int] | None = None  # (path, its hash so far, bytes hashed)
+        self._stop = self._event()
+        self._thread = threading.Thread(target=self._run, args=(list(paths), block), name="privaudit-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self, paths: list[Path], block: int) -> None:
+        for path in paths:
+            h = hashlib.sha256()
+            try:
+                n, finished = _hash_into(h, path, 0, block, self._stop)
+            except OSError:
+                return
+            if not finished:
+                self.partial = (path, h, n)
+                return
+            self.done[path] = h.hexdigest()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def digest(self, path: Path) -> str:
+        self.stop()
+        if path in self.done:
+            return self.done[path]
+        if self.partial is not None and self.partial[0] == path:
+            _, h, offset = self.partial
+            _hash_into(h, path, offset)
+            return h.hexdigest()
+        return file_sha256(path)
 
 
 def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -141,12 +176,25 @@ def sniff_format(path: Path) -> str:
 
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
-    buf = bytearray(1 << 20)  # one buffer, not a fresh megabyte (and its page faults) per read
+    _hash_into(h, path)
+    return h.hexdigest()
+
+
+def _hash_into(h: Any, path: Path, offset: int = 0, block: int = 1 << 20, stop: Any = None) -> tuple[int, bool]:
+    """Feeds ``path`` from byte ``offset`` to ``h``, a block at a time, until
+    its end or until ``stop`` (a threading.Event) is set; returns the offset
+    reached and whether that is the end."""
+    buf = bytearray(block)  # one buffer, not a fresh megabyte (and its page faults) per read
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
+        f.seek(offset)
+        while not (stop is not None and stop.is_set()):
+            n = f.readinto(buf)
+            if not n:
+                return offset, True
             h.update(view[:n])
-    return h.hexdigest()
+            offset += n
+    return offset, False
 
 
 def open_inputs(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, str]]:

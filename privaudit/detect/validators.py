@@ -10,8 +10,10 @@ recognizers do. A validator takes the candidate text and answers
   (Korean RRNs issued after October 2020 have no check digit). The rule then
   fires only if its ``context`` matches.
 
-Checksummed numbers use python-stdnum, phone numbers use phonenumbers; nothing
-here is hand-rolled where a kept library does it.
+Checksummed numbers are checked as python-stdnum checks them
+(:mod:`privaudit.detect.idnumbers`: its algorithms for ASCII input, its data
+files, python-stdnum itself for anything else; tests hold every verdict to
+python-stdnum's), phone numbers with phonenumbers.
 """
 
 from __future__ import annotations
@@ -27,35 +29,8 @@ from functools import lru_cache
 
 import phonenumbers
 
+from . import idnumbers
 
-class _Later:
-    """A python-stdnum module imported when first used: importing stdnum
-    costs ~20 ms (its util module imports pydoc and ssl), paid before the
-    first flow on every run, though many captures never reach a validator
-    that needs it; in a parallel run each process then pays it side by side."""
-
-    __slots__ = ("_name", "_module")
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._module = None
-
-    def __getattr__(self, attr: str):
-        if self._module is None:
-            import importlib
-
-            self._module = importlib.import_module(self._name)
-        return getattr(self._module, attr)
-
-
-_imei = _Later("stdnum.imei")
-_imsi = _Later("stdnum.imsi")
-_luhn = _Later("stdnum.luhn")
-_meid = _Later("stdnum.meid")
-_numdb = _Later("stdnum.numdb")
-_cn_ric = _Later("stdnum.cn.ric")
-_kr_rrn = _Later("stdnum.kr.rrn")
-_us_ssn = _Later("stdnum.us.ssn")
 
 Verdict = bool | None
 Validator = Callable[[str], Verdict]
@@ -74,16 +49,19 @@ def _digits(text: str) -> str:
     return _NON_DIGITS.sub("", text)
 
 
-def _stdnum(module) -> Validator:
-    def check(text: str) -> Verdict:
-        return bool(module.is_valid(text))
+def imsi(text: str) -> Verdict:
+    return idnumbers.imsi(text)
 
-    return check
+
+def meid(text: str) -> Verdict:
+    from stdnum import meid  # (rare: CDMA handsets; its import costs ~40 ms, see idnumbers)
+
+    return bool(meid.is_valid(text))
 
 
 def imei(text: str) -> Verdict:
     d = _digits(text)
-    return len(set(d)) > 2 and _imei.is_valid(d)
+    return len(set(d)) > 2 and idnumbers.imei(d)
 
 
 # Reporting-body prefixes of the TACs phones carry today (GSMA TAC
@@ -96,19 +74,19 @@ def imei_value(text: str) -> Verdict:
     a TAC from a reporting body that allocates to phones, and not a run of
     one digit. (Random 15-digit ids pass this about 1 time in 250.)"""
     d = text.strip()
-    return len(d) == 15 and d.isdigit() and d.startswith(_TAC_PREFIX) and len(set(d)) > 3 and _imei.is_valid(d)
+    return len(d) == 15 and d.isdigit() and d.startswith(_TAC_PREFIX) and len(set(d)) > 3 and idnumbers.imei(d)
 
 
 def luhn(text: str) -> Verdict:
     d = _digits(text)
-    return len(d) >= 8 and _luhn.is_valid(d)
+    return len(d) >= 8 and idnumbers.luhn(d)
 
 
 def iccid(text: str) -> Verdict:
     # ICCID (ITU-T E.118): 19-20 digits, "89" telecom prefix, Luhn check digit;
     # some devices report a trailing "F" filler nibble.
     d = text.strip().rstrip("Ff")
-    return d.isdigit() and 18 <= len(d) <= 20 and d.startswith("89") and _luhn.is_valid(d)
+    return d.isdigit() and 18 <= len(d) <= 20 and d.startswith("89") and idnumbers.luhn(d)
 
 
 def kr_rrn(text: str) -> Verdict:
@@ -124,24 +102,18 @@ def kr_rrn(text: str) -> Verdict:
     number = _digits(text)
     if len(number) != 13:
         return False
-    from stdnum.exceptions import InvalidChecksum, ValidationError
-
-    try:
-        _kr_rrn.validate(number)
-        ok: Verdict = True
-    except InvalidChecksum:
-        ok = None
-    except ValidationError:
+    ok = idnumbers.kr_rrn(number)
+    if ok is False:
         return False
     return ok if ("-" in text or " " in text.strip()) else None
 
 
 def cn_ric(text: str) -> Verdict:
-    return bool(_cn_ric.is_valid(text.upper()))
+    return idnumbers.cn_ric(text.upper())
 
 
 def us_ssn(text: str) -> Verdict:
-    return bool(_us_ssn.is_valid(re.sub(r"\s+", "-", text.strip())))
+    return idnumbers.us_ssn(re.sub(r"\s+", "-", text.strip()))
 
 
 # Issuer identification number prefixes of the card schemes that issue to the
@@ -170,7 +142,7 @@ def payment_card(text: str) -> Verdict:
     key or location) must say so.
     """
     d = _digits(text)
-    if not 13 <= len(d) <= 19 or len(set(d)) < 2 or not _luhn.is_valid(d):
+    if not 13 <= len(d) <= 19 or len(set(d)) < 2 or not idnumbers.luhn(d):
         return False
     if len(d) <= 16 and _IIN.match(d):
         return True
@@ -456,9 +428,7 @@ def carrier_value(text: str) -> Verdict:
     MCC is assigned (python-stdnum's IMSI tables)."""
     t = text.strip()
     if t.isdigit() and len(t) in (5, 6):
-        # loaded on first use: parsing the table costs ~0.3 s at startup
-        parts = _numdb.get("imsi").info(t + "0" * (15 - len(t)))
-        return len(parts) == 3 and parts[1][0] == t[3:] and bool(parts[1][1].get("operator"))
+        return idnumbers.carrier_mcc_mnc(t)  # (its table is read on first use)
     return t.lower().replace(" ", "") in _CARRIERS
 
 
@@ -488,8 +458,8 @@ def jwt(text: str) -> Verdict:
 VALIDATORS: dict[str, Validator] = {
     "luhn": luhn,
     "imei": imei,
-    "imsi": _stdnum(_imsi),
-    "meid": _stdnum(_meid),
+    "imsi": imsi,
+    "meid": meid,
     "iccid": iccid,
     "kr_rrn": kr_rrn,
     "cn_ric": cn_ric,

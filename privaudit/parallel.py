@@ -1,9 +1,10 @@
 """Reading and detection spread over processes, results kept in input order.
 
 The main process only splits inputs into items (a raw flow-file record, or a
-HAR entry) and batches them; worker processes decode each item into an
-Exchange and run the detector on it, returning the Exchange without its
-bodies (the audit needs only its facts) and its findings. Batches are
+HAR entry; with a pool, a record's place in its file instead of its bytes)
+and batches them; worker processes read and decode each item into an
+Exchange and run the detector on it, returning what the audit counts of
+the flows and their findings (see :func:`analyze_batch`). Batches are
 consumed in submission order with a bounded number in flight, so memory stays
 flat whatever the capture size and the document is identical to a serial run.
 

@@ -67,11 +67,8 @@ def iter_record_spans(path: Path, chunk: int = 1 << 16) -> Iterator[tuple[int, i
                 pos = 0
                 if not buf:
                     return
-            colon = buf.find(b":", pos, pos + 13)
-            digits = buf[pos:colon] if colon >= 0 else b""
-            if colon < 0 or not digits.isdigit() or len(digits) > 12:
-                raise RecordError(f"no length prefix at byte {base + pos}")
-            n = int(digits)
+            digits, n, _ = _head(buf[pos : pos + 13], base + pos)
+            colon = pos + len(digits)
             length = len(digits) + 1 + n + 1
             end = pos + length
             if end > len(buf):  # past what is read: the file must hold it
@@ -88,6 +85,8 @@ def iter_record_spans(path: Path, chunk: int = 1 << 16) -> Iterator[tuple[int, i
                 buf = buf[pos:] + os.pread(fd, chunk, base + len(buf) - pos)
                 end -= pos
                 pos = 0
+                if end > len(buf):  # (the file shrank since its size was read)
+                    raise RecordError(f"record at byte {base} is cut short (the file shrank while it was read)")
             yield base + pos, length
             pos = end
 

@@ -151,6 +151,10 @@ def _encode_fast(ex: Exchange, found: Sequence[Finding]) -> Encoded:
     return Encoded(lines, cats)
 
 
+#: Flows whose failed analysis is named in a warning each; the rest are counted in one.
+MAX_FAILURE_WARNINGS = 100
+
+
 def _failure(index: int, host: str, error: str | None) -> str:
     """The warning for a flow whose analysis failed."""
     return f"flow {index} ({host}): analysis failed: {error}"
@@ -550,10 +554,11 @@ class Tally:
         self.tls_versions: dict[str, int] = {}
         self.login_hosts: set[str] = set()
         self.failed: list[tuple[int, str, str | None]] = []
-        """(flow index, host, error) of the first 100 flows whose analysis failed."""
+        """(flow index, host, error) of the first flows whose analysis failed
+        (up to :data:`MAX_FAILURE_WARNINGS`)."""
 
     def _failed(self, index: int, host: str, error: str | None) -> None:
-        if self.analysis_errors <= 100:
+        if self.analysis_errors <= MAX_FAILURE_WARNINGS:
             self.failed.append((index, host, error))
 
     def add_facts(self, facts: FlowFacts, found: list[dict] | Encoded | None, scan_error: str | None = None) -> None:
@@ -615,6 +620,7 @@ class Tally:
         if items:
             self.findings.extend(items)
 
+
 class Audit(Tally):
     """Accumulates exchanges and their findings into one findings document."""
 
@@ -637,7 +643,7 @@ class Audit(Tally):
         self.resolve_best_effort = False
 
     def _failed(self, index: int, host: str, error: str | None) -> None:
-        if self.analysis_errors <= 100:
+        if self.analysis_errors <= MAX_FAILURE_WARNINGS:
             self.warnings.append(_failure(index, host, error))
 
     @property
@@ -697,7 +703,7 @@ class Audit(Tally):
         self.login_hosts |= t.login_hosts
         self.analysis_errors += t.analysis_errors
         for k, (index, host, error) in enumerate(t.failed, 1):
-            if base + k > 100:
+            if base + k > MAX_FAILURE_WARNINGS:
                 break
             self.warnings.append(_failure(index + shift, host, error))
         if count:
@@ -752,8 +758,11 @@ class Audit(Tally):
             },
             "warnings": list(self.warnings)
             + (
-                [f"{self.analysis_errors - 100} more flows failed analysis (only the first 100 are listed)"]
-                if self.analysis_errors > 100
+                [
+                    f"{self.analysis_errors - MAX_FAILURE_WARNINGS} more flows failed analysis "
+                    f"(only the first {MAX_FAILURE_WARNINGS} are listed)"
+                ]
+                if self.analysis_errors > MAX_FAILURE_WARNINGS
                 else []
             ),
             "demo": self.demo,

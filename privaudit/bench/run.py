@@ -62,16 +62,7 @@ class Run:
 
 def run_child(cmd: list[str]) -> Run:
     """Runs ``cmd`` and returns its wall time and its own peak RSS."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # Read stderr while waiting so a chatty child cannot block on a full pipe.
-    err = proc.stderr.read() if proc.stderr else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    # ru_maxrss is in KiB on Linux, bytes on macOS.
-    rss = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
-    return Run(seconds, rss, proc.returncode, err.decode("utf-8", "replace")[-2000:])
+    return run_side_by_side([cmd])[0]
 
 
 def machine() -> str:
@@ -138,13 +129,18 @@ def run_side_by_side(cmds: list[list[str]]) -> list[Run]:
     errs = [tempfile.TemporaryFile() for _ in cmds]
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=e) for cmd, e in zip(cmds, errs)]
     ended: dict[int, tuple[float, int, float]] = {}
+    mine = {p.pid for p in procs}
     while len(ended) < len(procs):
         pid, status, usage = os.wait4(-1, 0)  # whichever ends first, timed when it ends
+        if pid not in mine:  # (not one of these)
+            continue
+        # ru_maxrss is in KiB on Linux, bytes on macOS
         rss = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
         ended[pid] = (time.perf_counter() - t0, os.waitstatus_to_exitcode(status), rss)
     runs = []
     for p, e in zip(procs, errs):
         seconds, code, rss = ended[p.pid]
+        p.returncode = code  # (reaped above: Popen must not wait for it again)
         e.seek(0)
         runs.append(Run(seconds, rss, code, e.read().decode("utf-8", "replace")[-2000:]))
         e.close()

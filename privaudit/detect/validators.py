@@ -49,10 +49,6 @@ def _digits(text: str) -> str:
     return _NON_DIGITS.sub("", text)
 
 
-def imsi(text: str) -> Verdict:
-    return idnumbers.imsi(text)
-
-
 def meid(text: str) -> Verdict:
     from stdnum import meid  # (rare: CDMA handsets; its import costs ~40 ms, see idnumbers)
 
@@ -458,7 +454,7 @@ def jwt(text: str) -> Verdict:
 VALIDATORS: dict[str, Validator] = {
     "luhn": luhn,
     "imei": imei,
-    "imsi": imsi,
+    "imsi": idnumbers.imsi,
     "meid": meid,
     "iccid": iccid,
     "kr_rrn": kr_rrn,

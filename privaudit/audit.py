@@ -27,7 +27,7 @@ from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
-from . import __version__
+from . import __version__, rxcache
 from .errors import InputError
 from .model import CertInfo, EndpointInfo, Exchange, Finding
 from .source import InputInfo
@@ -878,6 +878,7 @@ def build(
     # else only the shipped, already validated maps: loaded when first needed
     # (a parallel analysis loads them while the workers start on the flows)
     detector = Detector(rules, canaries=canaries, show_values=show_values)
+    rxcache.save()  # (the detector's own combined pattern)
     audit = Audit(detector, locator, rules_digest=rules.digest, show_values=show_values, demo=demo_addresses is not None)
     audit.warnings.extend(warnings)
     audit.own_domains = list(own_domains)

@@ -57,6 +57,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 import yaml
 
 from privaudit.errors import RuleError, yaml_location
+from privaudit import rxcache
 from privaudit.model import CATEGORIES
 
 from .validators import parse_phone
@@ -65,11 +66,11 @@ __all__ = ["Canary", "Canaries", "CanaryHit", "load_canaries", "canaries_from_ma
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ASCII_ALNUM = frozenset(string.ascii_letters + string.digits)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = rxcache.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MIN_LEN = 4
 _MIN_CORE = 8
 _COORD_TOLERANCE = 0.001 + 1e-9
-_DECIMAL_NUMBER = re.compile(r"^-?\d{1,3}\.\d{3,}$")
+_DECIMAL_NUMBER = rxcache.compile(r"^-?\d{1,3}\.\d{3,}$")
 
 EXAMPLE = """\
 email: tester.one@example.org

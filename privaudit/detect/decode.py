@@ -66,6 +66,7 @@ from functools import lru_cache
 from types import MethodType
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
+from privaudit import rxcache
 from privaudit.model import Exchange, Message
 
 __all__ = ["Bounds", "Field", "RawText", "Decoder", "normalize_key", "WALKER"]
@@ -135,9 +136,9 @@ class RawText:
 #: the memory an audit needs stops growing within the first few thousand flows.
 MEMO_LIMIT = 8192
 
-_KEY_STRIP = re.compile(r"[\W_]+")
-_HEADER_X = re.compile(r"^x[-_]")
-_BRACKET = re.compile(r"\[([^\[\]]*)\]")
+_KEY_STRIP = rxcache.compile(r"[\W_]+")
+_HEADER_X = rxcache.compile(r"^x[-_]")
+_BRACKET = rxcache.compile(r"\[([^\[\]]*)\]")
 
 
 @lru_cache(maxsize=4096)
@@ -170,20 +171,20 @@ _SKIP_HEADERS = frozenset(
         "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
     }
 )
-_SIMPLE_KEY = re.compile(r"^[A-Za-z_][\w-]*$")
-_PCT = re.compile(r"%[0-9A-Fa-f]{2}")
+_SIMPLE_KEY = rxcache.compile(r"^[A-Za-z_][\w-]*$")
+_PCT = rxcache.compile(r"%[0-9A-Fa-f]{2}")
 # Unambiguous on purpose (each "&" segment splits one way only): an ambiguous
 # form regex backtracks exponentially on a long value that ends in a space.
-_FORMISH = re.compile(r"^[^=&\s]+=[^&\s]*(?:&[^=&\s]+(?:=[^&\s]*)?)+$")
-_B64 = re.compile(r"^[A-Za-z0-9+/_-]{12,}={0,2}$")
-_HEX = re.compile(r"^(?:[0-9a-fA-F]{2}){8,}$")
-_JWT = re.compile(r"^eyJ[\w-]+\.(eyJ[\w-]+)\.[\w-]*$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+_FORMISH = rxcache.compile(r"^[^=&\s]+=[^&\s]*(?:&[^=&\s]+(?:=[^&\s]*)?)+$")
+_B64 = rxcache.compile(r"^[A-Za-z0-9+/_-]{12,}={0,2}$")
+_HEX = rxcache.compile(r"^(?:[0-9a-fA-F]{2}){8,}$")
+_JWT = rxcache.compile(r"^eyJ[\w-]+\.(eyJ[\w-]+)\.[\w-]*$")
+_CONTROL = rxcache.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 _STOMP_FIRST = frozenset("SMC")
-_STOMP = re.compile(r"^(?:SEND|MESSAGE|CONNECT|STOMP|SUBSCRIBE)\r?\n(?:[^\n:]+:[^\n]*\r?\n)*\r?\n")
-_SOCKETIO = re.compile(r"^\d{1,4}(?=[\[{])")
+_STOMP = rxcache.compile(r"^(?:SEND|MESSAGE|CONNECT|STOMP|SUBSCRIBE)\r?\n(?:[^\n:]+:[^\n]*\r?\n)*\r?\n")
+_SOCKETIO = rxcache.compile(r"^\d{1,4}(?=[\[{])")
 _APP_ROLES = frozenset({"system", "developer"})
-_RUNS = re.compile(r"[^\x00-\x1f\x7f\ufffd]{6,}")
+_RUNS = rxcache.compile(r"[^\x00-\x1f\x7f\ufffd]{6,}")
 
 
 @lru_cache(maxsize=4096)
@@ -304,13 +305,13 @@ def _bracket_path(key: str) -> str:
 
 
 # Server-sent-event framing ("data: {...}" lines) some clients also POST.
-_SSE = re.compile(r"^(?:(?:data|event|id|retry):)", re.M)
-_SSE_DATA = re.compile(r"^data:\s?(.*)$", re.M)
+_SSE = rxcache.compile(r"^(?:(?:data|event|id|retry):)", re.M)
+_SSE_DATA = rxcache.compile(r"^data:\s?(.*)$", re.M)
 
 # gRPC / gRPC-web: each message is a 5-byte prefix (flags, big-endian length).
 _GRPC_FRAME = struct.Struct(">BI")
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_AUDIO_EXT = re.compile(r"\.(m4a|mp3|wav|ogg|oga|opus|amr|aac|flac|webm|3gp|caf|pcm|silk|spx)$", re.I)
+_AUDIO_EXT = rxcache.compile(r"\.(m4a|mp3|wav|ogg|oga|opus|amr|aac|flac|webm|3gp|caf|pcm|silk|spx)$", re.I)
 
 
 # Container signatures of the recordings phones make (voice notes, dictation):
@@ -321,7 +322,7 @@ _AUDIO_MAGIC = (
     (b"#!AMR", 0, b"", "audio/amr"), (b"#!SILK", 0, b"", "audio/silk"), (b"\x02#!SILK", 0, b"", "audio/silk"),
     (b"fLaC", 0, b"", "audio/flac"), (b"\x1a\x45\xdf\xa3", 0, b"", "audio/webm"),
 )
-_AUDIO_NAME = re.compile(r"(?:audio|voice|voicenote|voicemsg|speech|recording|record|sound|wav|pcm|amr)(?:file|data|blob)?")
+_AUDIO_NAME = rxcache.compile(r"(?:audio|voice|voicenote|voicemsg|speech|recording|record|sound|wav|pcm|amr)(?:file|data|blob)?")
 
 
 def _sniff_audio(head: bytes) -> str | None:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 
+from privaudit import rxcache
 from privaudit.model import SEVERITIES, Exchange, Finding, Message
 
 from .canaries import Canaries, CanaryHit
@@ -117,7 +118,7 @@ _NUMBER_START = frozenset("-0123456789")
 # ratios) and hex ids/digests/UUIDs with at least one letter. Phone, card and
 # national-id numbers are never written as either; skipping them saves most
 # regex work on analytics traffic, which is full of both.
-_NO_PATTERN = re.compile(r"(?:-?\d{1,6}\.\d+|(?=[0-9a-fA-F-]*[a-fA-F])[0-9a-fA-F-]{16,})\Z")
+_NO_PATTERN = rxcache.compile(r"(?:-?\d{1,6}\.\d+|(?=[0-9a-fA-F-]*[a-fA-F])[0-9a-fA-F-]{16,})\Z")
 _CREDENTIAL_WORDS = (b"token", b"session", b"secret", b"passw", b"auth", b"ticket", b"sid")
 _RESPONSE_BYTES = 256 * 1024
 
@@ -237,7 +238,7 @@ class Detector:
         self._scores: dict[tuple, tuple] = {}
         self._rule_hits: dict[tuple, tuple] = {}
         self._need_digits = any(r.req_min_digits for r in rules.pattern_rules)
-        self._triggers = re.compile("|".join(re.escape(s) for s, _ in self._by_substr)) if self._by_substr else None
+        self._triggers = rxcache.compile("|".join(re.escape(s) for s, _ in self._by_substr)) if self._by_substr else None
 
     def drop_memos(self) -> None:
         """Empties the memos (they refill as exchanges come; results do not

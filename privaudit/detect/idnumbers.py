@@ -30,13 +30,14 @@ from __future__ import annotations
 import datetime
 import functools
 import os
-import re
 from typing import Any
+
+from .. import rxcache
 
 # --------------------------------------------------------------- algorithms
 
 
-_ISDIGITS = re.compile(r"^[0-9]+$")
+_ISDIGITS = rxcache.compile(r"^[0-9]+$")
 
 
 def _digits_only(s: str) -> bool:
@@ -106,7 +107,7 @@ def kr_rrn(number: str) -> bool | None:
     return True if number[-1] == str((11 - check % 11) % 10) else None
 
 
-_SSN = re.compile(r"^(?P<area>[0-9]{3})-?(?P<group>[0-9]{2})-?(?P<serial>[0-9]{4})$")
+_SSN = rxcache.compile(r"^(?P<area>[0-9]{3})-?(?P<group>[0-9]{2})-?(?P<serial>[0-9]{4})$")
 _SSN_BLACKLIST = frozenset({"078-05-1120", "457-55-5462", "219-09-9999"})
 
 
@@ -213,7 +214,7 @@ def _database(name: str, prop: str) -> list:
 
 # the newline before a line that starts an entry at the top level (not
 # indented, not a comment); a literal first, so the search is fast
-_TOP_LINE = re.compile(r"\n(?=[^ #\n])")
+_TOP_LINE = rxcache.compile(r"\n(?=[^ #\n])")
 
 
 class _Block:

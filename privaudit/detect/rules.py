@@ -35,7 +35,7 @@ import yaml
 from privaudit.errors import RuleError, yaml_location
 from privaudit.resources import rules_dir
 
-from .. import validated
+from .. import rxcache, validated
 from . import redos
 from .redos import backtracking_risk
 from .decode import MEMO_LIMIT, Field
@@ -340,8 +340,8 @@ def _item_texts(items: tuple) -> list[str]:
     return texts
 
 
-_NOT_DIGIT = re.compile(r"\D+")
-_SEPARATORS = re.compile(r"[,;|\s]+")
+_NOT_DIGIT = rxcache.compile(r"\D+")
+_SEPARATORS = rxcache.compile(r"[,;|\s]+")
 
 
 def count_digits(text: str) -> int:
@@ -469,7 +469,7 @@ def _compile(path: Path, root, data: dict, name: str, errors: list[str], trusted
     if src is None:
         return None
     try:
-        rx = re.compile(src)
+        rx = rxcache.compile(src)
     except re.error as e:
         errors.append(_err(path, _node_line(root, [name]), f"'{name}' is not a valid regular expression: {e}"))
         return None
@@ -526,7 +526,7 @@ def _check_one_plain(path: Path) -> tuple[Rule | None, list[str]]:
     record_keys = []
     for i, rk in enumerate(data.get("record_keys", [])):
         try:
-            record_keys.append(re.compile(rk))
+            record_keys.append(rxcache.compile(rk))
         except re.error as e:
             errors.append(_err(path, _node_line(root, ["record_keys", i]), f"record_keys[{i}] is not a valid regex: {e}"))
             continue
@@ -612,5 +612,7 @@ def load_rules(extra_dirs: Iterable[str | Path] = (), *, builtin: bool = True) -
             merged[r.id] = r
     if all_errors:
         raise RuleError(f"{len(all_errors)} problem(s) in the rules:\n" + "\n".join(all_errors))
-    return RuleSet(list(merged.values()))
+    ruleset = RuleSet(list(merged.values()))
+    rxcache.save()  # the patterns compiled afresh, for the next start (see privaudit.rxcache)
+    return ruleset
 

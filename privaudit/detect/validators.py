@@ -29,14 +29,15 @@ from functools import lru_cache
 
 import phonenumbers
 
+from .. import rxcache
 from . import idnumbers
 
 
 Verdict = bool | None
 Validator = Callable[[str], Verdict]
 
-_NON_DIGITS = re.compile(r"\D")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_NON_DIGITS = rxcache.compile(r"\D")
+_UUID = rxcache.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _PLACEHOLDERS = frozenset(
     {
         "", "null", "none", "nil", "undefined", "unknown", "n/a", "na", "-", "0", "false", "true",
@@ -116,7 +117,7 @@ def us_ssn(text: str) -> Verdict:
 # public (ISO/IEC 7812; scheme ranges as published by Visa, Mastercard, Amex,
 # Discover, JCB, UnionPay, Diners). A Luhn-valid number outside them is far more
 # often a build number or an order id than a card.
-_IIN = re.compile(
+_IIN = rxcache.compile(
     r"^(?:4\d{12}(?:\d{3}){0,2}"  # Visa 13/16/19
     r"|5[1-5]\d{14}|2(?:2[2-9][1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}"  # Mastercard
     r"|3[47]\d{13}"  # Amex
@@ -193,8 +194,8 @@ def phone_cn(text: str) -> Verdict:
     return True if (t.startswith("+") or not t.isdigit()) else None
 
 
-_HEX_KEY = re.compile(r"^[0-9a-fA-F]{16,}$")
-_ASSET_SUFFIX = re.compile(r"\.(png|jpe?g|gif|webp|svg|js|css|map|woff2?|ttf|ico)$", re.I)
+_HEX_KEY = rxcache.compile(r"^[0-9a-fA-F]{16,}$")
+_ASSET_SUFFIX = rxcache.compile(r"\.(png|jpe?g|gif|webp|svg|js|css|map|woff2?|ttf|ico)$", re.I)
 
 
 def email(text: str) -> Verdict:
@@ -269,7 +270,7 @@ def lat_lon_pair(text: str) -> Verdict:
     return bool((latitude(a) and longitude(b)) or (longitude(a) and latitude(b)))
 
 
-_PLACEHOLDER_WORDS = re.compile(r"(?i)(your|example|placeholder|changeme|replace|dummy|sample|here|insert|xxxx)")
+_PLACEHOLDER_WORDS = rxcache.compile(r"(?i)(your|example|placeholder|changeme|replace|dummy|sample|here|insert|xxxx)")
 
 
 def secret_like(text: str) -> Verdict:
@@ -289,7 +290,7 @@ def secret_like(text: str) -> Verdict:
 # Google API keys (AIza, restricted by app signature), Sentry/Mixpanel-style
 # project keys are handled by the rules' keys. Sources: docs.mapbox.com
 # "Access tokens", docs.stripe.com/keys, cloud.google.com/docs/authentication/api-keys.
-_PUBLIC_KEY = re.compile(r"^\s*(?:pk\.|pk_(?:live|test)_|AIza[\w-]{20,}|rk_test_)")
+_PUBLIC_KEY = rxcache.compile(r"^\s*(?:pk\.|pk_(?:live|test)_|AIza[\w-]{20,}|rk_test_)")
 
 
 def user_secret(text: str) -> Verdict:
@@ -328,9 +329,9 @@ def not_placeholder(text: str) -> Verdict:
     return bool(t) and t.lower() not in _PLACEHOLDERS and (len(t) < 3 or len(set(t)) > 1)
 
 
-_WORD = re.compile(r"[^\W\d_]{2,}")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
-_URLISH = re.compile(r"^(?:[a-z][\w+.-]*://|/|www\.)", re.I)
+_WORD = rxcache.compile(r"[^\W\d_]{2,}")
+_CJK = rxcache.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_URLISH = rxcache.compile(r"^(?:[a-z][\w+.-]*://|/|www\.)", re.I)
 
 
 def natural_text(text: str) -> Verdict:
@@ -383,9 +384,9 @@ _KO_NOT_NAMES = frozenset(
     "카카오 네이버 우체국 하나은행 신한은행 국민은행 우리은행 기업은행 남성 여성 성인 전자 모바일".split()
 )
 _KO_NOT_NAME_SUFFIX = ("카드", "은행", "센터", "마트", "증권", "보험", "페이", "톡", "회사", "병원", "학교", "설정", "화면", "목록", "정보", "관리", "시청", "구청")
-_HANGUL_NAME = re.compile(r"^[\uac00-\ud7a3]{2,4}$")
-_HAN_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
-_LATIN_NAME = re.compile(r"^[A-Z][a-z]+(?:[-'][A-Za-z][a-z]+)?(?: (?:(?:van|de|der|da|di|von|la|le|del|bin|al)\s)?[A-Z][a-z]+(?:[-'][A-Za-z][a-z]+)?){1,2}$")
+_HANGUL_NAME = rxcache.compile(r"^[\uac00-\ud7a3]{2,4}$")
+_HAN_NAME = rxcache.compile(r"^[\u4e00-\u9fff]{2,4}$")
+_LATIN_NAME = rxcache.compile(r"^[A-Z][a-z]+(?:[-'][A-Za-z][a-z]+)?(?: (?:(?:van|de|der|da|di|von|la|le|del|bin|al)\s)?[A-Z][a-z]+(?:[-'][A-Za-z][a-z]+)?){1,2}$")
 
 
 @lru_cache(maxsize=4096)

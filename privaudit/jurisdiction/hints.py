@@ -7,15 +7,15 @@ as evidence but never decide ``jurisdictions`` on their own.
 
 from __future__ import annotations
 
-import re
 
+from privaudit import rxcache
 from privaudit.jurisdiction.countries import country_of_tld
 
 # Region names as the large clouds spell them (AWS / Huawei Cloud
 # "cn-north-4", Alibaba Cloud "cn-hangzhou", Tencent Cloud "ap-guangzhou",
 # Google Cloud "asia-east1", Azure "koreacentral"), matched as whole labels or
 # label parts between dots/hyphens.
-_REGION_RE = re.compile(
+_REGION_RE = rxcache.compile(
     r"(?<![a-z0-9])("
     r"(?:cn|ap|us|eu|me|sa|af|ca|il|mx|la)-(?:north|south|east|west|central|northeast|northwest|southeast|southwest)-\d{1,2}"
     r"|cn-(?:beijing|shanghai|hangzhou|shenzhen|qingdao|zhangjiakou|huhehaote|wulanchabu|chengdu|guangzhou|heyuan|hongkong|nanjing|fuzhou|wuhan|xian|north|east|south)(?:-[a-z0-9]+)?"

@@ -334,10 +334,9 @@ def _worker_loop(task_fd: int, result_fd: int, init_args: tuple) -> None:
             return
         body = _read_exact(task_fd, _FRAME.unpack(head)[0])
         try:
-            out: tuple = ("ok", analyze_batch(pickle.loads(body)))
+            data = pickle.dumps(("ok", analyze_batch(pickle.loads(body))), pickle.HIGHEST_PROTOCOL)
         except Exception as e:  # (the per-flow guard is inside; this is anything around it)
-            out = ("error", f"{type(e).__name__}: {e}", traceback.format_exc())
-        data = pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(("error", f"{type(e).__name__}: {e}", traceback.format_exc()), pickle.HIGHEST_PROTOCOL)
         _write_all(result_fd, _FRAME.pack(len(data)) + data)
 
 

@@ -165,3 +165,16 @@ def test_ctrl_c_ends_the_audit_and_its_workers(tmp_path):
     assert not (tmp_path / "doc.json").exists()
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists()
+
+
+def test_a_result_that_cannot_be_sent_back_is_reported_not_lost(small_batches, monkeypatch):
+    """A batch whose results will not pickle is an error the main process
+    hears about, with the worker's traceback, not a worker that quietly dies."""
+    import threading
+
+    def unpicklable(batch, detector=None):
+        return [("run", "x", 0, threading.Lock(), b"", 0)]
+
+    monkeypatch.setattr(parallel, "analyze_batch", unpicklable)
+    with pytest.raises(parallel.WorkerError, match=r"failed on flows \d+-\d+ of .*: TypeError: cannot pickle"):
+        audit.analyze([EVALSET], jobs=2)

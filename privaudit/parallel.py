@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import gc
 import os
-import struct
-import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -288,276 +286,6 @@ def _pieces(batches: Iterator[list[Item]], total: int, tail: int) -> Iterator[li
             yield batch
 
 
-class WorkerError(RuntimeError):
-    """An analysis worker failed outside the per-flow guard, or died (killed
-    by the kernel for memory, say). The audit stops: its document would miss
-    the worker's flows. The capture files are only read, never changed."""
-
-
-_FRAME = struct.Struct("<Q")  # each message: its pickle's length, then the pickle
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _read_exact(fd: int, n: int) -> bytes | None:
-    """``n`` bytes from a blocking ``fd``; None at end of file before the first."""
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = os.readv(fd, [view[got:]])
-        if k == 0:
-            if got == 0:
-                return None
-            raise EOFError(f"pipe closed after {got} of {n} bytes")
-        got += k
-    return bytes(buf)
-
-
-def _worker_loop(task_fd: int, result_fd: int, init_args: tuple) -> None:
-    """A forked worker's life: batches in from ``task_fd``, results out to
-    ``result_fd``, until the main process closes its end of ``task_fd``."""
-    import pickle
-    import signal
-    import traceback
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _init_worker(*init_args)
-    while True:
-        head = _read_exact(task_fd, _FRAME.size)
-        if head is None:
-            return
-        body = _read_exact(task_fd, _FRAME.unpack(head)[0])
-        try:
-            data = pickle.dumps(("ok", analyze_batch(pickle.loads(body))), pickle.HIGHEST_PROTOCOL)
-        except Exception as e:  # (the per-flow guard is inside; this is anything around it)
-            data = pickle.dumps(("error", f"{type(e).__name__}: {e}", traceback.format_exc()), pickle.HIGHEST_PROTOCOL)
-        _write_all(result_fd, _FRAME.pack(len(data)) + data)
-
-
-class _Worker:
-    """The main process's side of one forked worker: its two pipes, what is
-    waiting to be written to it, the batches it holds, and its part-read result."""
-
-    __slots__ = ("pid", "task_fd", "result_fd", "out", "held", "buf", "pos", "in_body")
-
-    def __init__(self, pid: int, task_fd: int, result_fd: int) -> None:
-        self.pid, self.task_fd, self.result_fd = pid, task_fd, result_fd
-        self.out = memoryview(b"")
-        self.held: deque[tuple[int, list[Item]]] = deque()  # (sequence number, batch), oldest first
-        self.buf = bytearray(_FRAME.size)
-        self.pos = 0
-        self.in_body = False
-
-    def flush(self) -> None:
-        """Writes what it can of the pending batches without blocking."""
-        while self.out:
-            try:
-                self.out = self.out[os.write(self.task_fd, self.out) :]
-            except BlockingIOError:
-                return
-
-    def receive(self) -> list:
-        """The results the pipe completes now, oldest first ([] if none);
-        EOFError once the worker has closed it (exited or died)."""
-        import pickle
-
-        done = []
-        while True:
-            try:
-                k = os.readv(self.result_fd, [memoryview(self.buf)[self.pos :]])
-            except BlockingIOError:
-                return done
-            if k == 0:
-                raise EOFError
-            self.pos += k
-            if self.pos < len(self.buf):
-                continue
-            if self.in_body:
-                done.append(pickle.loads(self.buf))
-                self.buf = bytearray(_FRAME.size)
-            else:
-                self.buf = bytearray(_FRAME.unpack(self.buf)[0])
-            self.in_body = not self.in_body
-            self.pos = 0
-
-
-class ForkPool:
-    """Worker processes forked from this one, each fed batches through a pipe
-    of its own and answering through another.
-
-    Forked workers inherit what this process has built (rules compiled,
-    canaries loaded, modules imported): nothing is loaded twice. It replaced
-    ``concurrent.futures.ProcessPoolExecutor``, whose imports (~17 ms, before
-    the first flow) and two helper threads in this process (~30 ms of CPU in
-    a 10k-flow run, taken from the workers' cores) were the pool's own cost;
-    see the README's performance section.
-
-    The main process never blocks on a pipe: it writes and reads only what a
-    pipe takes or holds (``selectors``), so a worker writing a large result
-    while the main process is writing it a batch cannot deadlock them. A
-    worker that dies (a signal, the kernel's OOM killer) is found by its
-    closed pipe and reported as :class:`WorkerError`, naming the flows it held.
-    """
-
-    def __init__(self, jobs: int, init_args: tuple) -> None:
-        import pickle  # noqa: F401  (imported here, before the fork, for the workers)
-        import selectors
-        import signal  # noqa: F401
-
-        self.workers: list[_Worker] = []
-        self.sel = None
-        for stream in (sys.stdout, sys.stderr):  # a child must not inherit unwritten output
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        try:
-            for _ in range(jobs):
-                task_r, task_w = os.pipe()
-                result_r, result_w = os.pipe()
-                pid = os.fork()
-                if pid == 0:  # the worker
-                    code = 0
-                    try:
-                        os.close(task_w)
-                        os.close(result_r)
-                        for w in self.workers:  # the earlier workers' pipes: theirs alone
-                            os.close(w.task_fd)
-                            os.close(w.result_fd)
-                        _worker_loop(task_r, result_w, init_args)
-                    except BaseException:
-                        code = 1  # (the main process went away; it reports nothing more)
-                    finally:
-                        os._exit(code)
-                os.close(task_r)
-                os.close(result_w)
-                os.set_blocking(task_w, False)
-                os.set_blocking(result_r, False)
-                self.workers.append(_Worker(pid, task_w, result_r))
-            self.sel = selectors.DefaultSelector()
-            for w in self.workers:
-                self.sel.register(w.result_fd, selectors.EVENT_READ, w)
-        except BaseException:
-            self.close(kill=True)
-            raise
-
-    def idlest(self) -> _Worker:
-        return min(self.workers, key=lambda w: len(w.held))
-
-    def send(self, worker: _Worker, seq: int, batch: list[Item]) -> None:
-        """Queues ``batch`` (number ``seq``) for ``worker``; written now as far as its pipe takes it."""
-        import pickle
-
-        data = pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
-        worker.held.append((seq, batch))
-        worker.out = memoryview(bytes(worker.out) + _FRAME.pack(len(data)) + data)
-        try:
-            worker.flush()
-        except BrokenPipeError:
-            self._died(worker)
-        if worker.out:
-            self._writing(worker, True)
-
-    def _writing(self, worker: _Worker, on: bool) -> None:
-        import selectors
-
-        key = worker.task_fd
-        if on:
-            try:
-                self.sel.register(key, selectors.EVENT_WRITE, worker)
-            except KeyError:
-                pass
-        else:
-            try:
-                self.sel.unregister(key)
-            except KeyError:
-                pass
-
-    def wait(self) -> list[tuple[int, list[tuple]]]:
-        """Blocks until at least one batch's results are in: [(sequence number, results)]."""
-        import selectors
-
-        got: list[tuple[int, list[tuple]]] = []
-        while not got:
-            for key, events in self.sel.select():
-                w: _Worker = key.data
-                if events & selectors.EVENT_WRITE and key.fd == w.task_fd:
-                    try:
-                        w.flush()
-                    except BrokenPipeError:
-                        self._died(w)
-                    if not w.out:
-                        self._writing(w, False)
-                    continue
-                try:
-                    frames = w.receive()
-                except EOFError:
-                    self._died(w)
-                for frame in frames:
-                    seq, batch = w.held.popleft()
-                    if frame[0] != "ok":
-                        err = WorkerError(f"analysis worker {w.pid} failed on {_flows(batch)}: {frame[1]}")
-                        err.add_note(f"in the worker:\n{frame[2]}")
-                        raise err
-                    got.append((seq, frame[1]))
-        return got
-
-    def _died(self, w: _Worker):
-        import signal
-
-        try:
-            _, status = os.waitpid(w.pid, 0)
-        except ChildProcessError:
-            status = None
-        w.pid = -abs(w.pid)  # (reaped)
-        how = "ended"
-        if status is not None and os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            try:
-                name = signal.Signals(sig).name
-            except ValueError:
-                name = str(sig)
-            how = f"was killed by signal {sig} ({name}{', perhaps for memory' if sig == signal.SIGKILL else ''})"
-        elif status is not None and os.WIFEXITED(status):
-            how = f"exited with code {os.WEXITSTATUS(status)}"
-        held = f" while analysing {_flows(w.held[0][1])}" if w.held else ""
-        raise WorkerError(f"analysis worker {abs(w.pid)} {how}{held}; the audit stops, no document is written")
-
-    def close(self, kill: bool = False) -> None:
-        """Ends the workers (at once with ``kill``, else once they have read
-        their pipes to the end) and reaps them."""
-        import signal
-
-        if self.sel is not None:
-            self.sel.close()
-            self.sel = None
-        for w in self.workers:
-            for fd in (w.task_fd, w.result_fd):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            if kill and w.pid > 0:
-                try:
-                    os.kill(w.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for w in self.workers:
-            if w.pid > 0:
-                try:
-                    os.waitpid(w.pid, 0)
-                except ChildProcessError:
-                    pass
-                w.pid = -w.pid
-        self.workers = []
-
-
 def _flows(batch: list[Item]) -> str:
     """'flows 12-40 of PATH': a batch's items, for a message."""
     first, last = batch[0], batch[-1]
@@ -568,7 +296,7 @@ def pool_jobs(opened: Sequence[tuple[Path, str]], jobs: int | None) -> int:
     """The worker processes :func:`run_batches` starts for these inputs and
     ``jobs`` (None: one per CPU); 1 means none, the work is done in-process."""
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    if not hasattr(os, "fork"):  # (e.g. Windows: the workers are forked, see ForkPool)
+    if not hasattr(os, "fork"):  # (e.g. Windows: the workers are forked, see privaudit.forkpool)
         return 1
     if jobs == 1 or sum(p.stat().st_size for p, _ in opened) < PARALLEL_MIN_BYTES:
         return 1
@@ -620,6 +348,8 @@ def run_batches(
     # where each one starts (see iter_record_spans), and sends that.
     items = iter_items(opened, state, hash_now=False, spans=True)
 
+    from .forkpool import ForkPool
+
     global _DETECTOR
     # Forked workers inherit the detector already built here (rules compiled,
     # canaries loaded) instead of building their own: start-up paid once.
@@ -630,7 +360,7 @@ def run_batches(
     finished = False
     try:
         with paced_gc():
-            pool = ForkPool(jobs, worker_args)
+            pool = ForkPool(jobs, lambda: _init_worker(*worker_args), analyze_batch, _flows)
             _DETECTOR = inherited
             try:
                 pieces = _pieces(_batches(items, pool_batch(total, jobs)), total, 2 * jobs + 2)

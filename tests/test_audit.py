@@ -17,29 +17,14 @@ CANARIES = DATA / "evalset" / "canaries.yaml"
 CORPUS = DATA / "mitmproxy-testdata"
 
 
-def _stable(doc: dict) -> dict:
-    doc = dict(doc)
-    doc.pop("generated_at")
-    doc["findings"] = list(doc["findings"])
-    return doc
-
-
-@pytest.fixture
-def many_batches(monkeypatch):
-    """Force the process pool even for small inputs, with small batches."""
-    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(parallel, "BATCH", 7)
-    monkeypatch.setattr(parallel, "MAX_POOL_BATCH", 7)
-
-
-def test_parallel_document_equals_serial(many_batches):
+def test_parallel_document_equals_serial(many_batches, stable):
     serial = audit.analyze([EVALSET], canaries_path=CANARIES, jobs=1)
     par = audit.analyze([EVALSET], canaries_path=CANARIES, jobs=2)
     assert serial["flows_analyzed"] > 100 and len(serial["findings"]) > 100
-    assert _stable(par) == _stable(serial)
+    assert stable(par) == stable(serial)
 
 
-def test_the_last_batches_go_out_in_quarters_and_the_order_holds(monkeypatch):
+def test_the_last_batches_go_out_in_quarters_and_the_order_holds(monkeypatch, stable):
     """A pool run whose last batches are cut into quarters (parallel._pieces)
     still gives the serial document."""
     serial = audit.analyze([EVALSET], canaries_path=CANARIES, jobs=1)
@@ -57,7 +42,7 @@ def test_the_last_batches_go_out_in_quarters_and_the_order_holds(monkeypatch):
 
     monkeypatch.setattr(parallel, "_pieces", pieces)
     par = audit.analyze([EVALSET], canaries_path=CANARIES, jobs=2)
-    assert _stable(par) == _stable(serial)
+    assert stable(par) == stable(serial)
     assert sizes[0] == 40 and sizes.count(10) >= 4 and sum(sizes) == par["flows_analyzed"]
 
 
@@ -115,7 +100,7 @@ def test_damaged_flow_file_keeps_the_flows_before_the_damage(tmp_path, many_batc
     assert max(f["flow_index"] for f in doc["findings"]) < doc["flows_analyzed"]
 
 
-def test_unreadable_har_entry_is_skipped_and_numbering_stays_dense(tmp_path, many_batches):
+def test_unreadable_har_entry_is_skipped_and_numbering_stays_dense(tmp_path, many_batches, stable):
     har = json.loads((CORPUS / "har_files" / "chrome.har").read_text())
     har["log"]["entries"].insert(1, {"request": {"url": "x"}})  # no method: unreadable
     p = tmp_path / "x.har"
@@ -124,11 +109,11 @@ def test_unreadable_har_entry_is_skipped_and_numbering_stays_dense(tmp_path, man
     assert doc["inputs"][0]["flows"] == 3
     assert any("HAR entry 1 skipped" in w for w in doc["warnings"])
     serial = audit.analyze([p, EVALSET], jobs=1)
-    assert _stable(doc) == _stable(serial)
+    assert stable(doc) == stable(serial)
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_runs_counted_apart_and_absorbed_equal_flows_added_one_by_one(tmp_path, monkeypatch, many_batches, jobs):
+def test_runs_counted_apart_and_absorbed_equal_flows_added_one_by_one(tmp_path, monkeypatch, many_batches, jobs, stable):
     """Workers count runs of flows in Tallies the audit absorbs (shifting the
     flow indexes after an unreadable HAR entry). The document must be the one
     the audit makes when each flow is read and added by itself, in order,
@@ -158,7 +143,7 @@ def test_runs_counted_apart_and_absorbed_equal_flows_added_one_by_one(tmp_path, 
     ref = one_by_one.document([i.to_json() for i in state.inputs])
     assert ref["coverage"]["analysis_errors"] > 100 and len(ref["findings"]) > 100  # failures past the listed 100
     assert any("HAR entry 1 skipped" in w for w in ref["warnings"])
-    assert _stable(doc) == _stable(ref)
+    assert stable(doc) == stable(ref)
 
 
 def test_spool_takes_blocks_of_lines_in_order_and_as_they_are():

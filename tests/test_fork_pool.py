@@ -13,25 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from privaudit import audit, parallel
+from privaudit import audit, forkpool, parallel
 
 DATA = Path(__file__).parent / "data"
 EVALSET = DATA / "evalset" / "evalset.mitm"
 CANARIES = DATA / "evalset" / "canaries.yaml"
-
-
-def _stable(doc: dict) -> dict:
-    doc = dict(doc)
-    doc.pop("generated_at")
-    doc["findings"] = list(doc["findings"])
-    return doc
-
-
-@pytest.fixture
-def small_batches(monkeypatch):
-    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(parallel, "BATCH", 7)
-    monkeypatch.setattr(parallel, "MAX_POOL_BATCH", 7)
 
 
 def _children() -> set[int]:
@@ -71,7 +57,7 @@ def _big_har(path: Path, entries: int, emails: int, pad: int) -> Path:
     return path
 
 
-def test_batches_and_results_larger_than_a_pipe_holds_give_the_serial_document(tmp_path, small_batches):
+def test_batches_and_results_larger_than_a_pipe_holds_give_the_serial_document(tmp_path, many_batches, stable):
     """Each batch here pickles to ~1.4 MB and each batch's findings to
     several hundred KB, both far over a pipe's 64 KB: the main process
     writes a batch while the worker is writing its last results, and
@@ -82,11 +68,11 @@ def test_batches_and_results_larger_than_a_pipe_holds_give_the_serial_document(t
     par = audit.analyze([har], jobs=2)
     assert serial["flows_analyzed"] == 60
     assert len(serial["findings"]) >= 60 * 300
-    assert _stable(par) == _stable(serial)
+    assert stable(par) == stable(serial)
     assert _children() <= before
 
 
-def test_a_worker_killed_mid_audit_stops_it_and_says_which_flows(small_batches, monkeypatch):
+def test_a_worker_killed_mid_audit_stops_it_and_says_which_flows(many_batches, monkeypatch):
     real = parallel.analyze_batch
 
     def dies_on_flow_30(batch, detector=None):
@@ -96,7 +82,7 @@ def test_a_worker_killed_mid_audit_stops_it_and_says_which_flows(small_batches, 
 
     monkeypatch.setattr(parallel, "analyze_batch", dies_on_flow_30)
     before = _children()
-    with pytest.raises(parallel.WorkerError) as e:
+    with pytest.raises(forkpool.WorkerError) as e:
         audit.analyze([EVALSET], jobs=2)
     msg = str(e.value)
     assert "was killed by signal 9 (SIGKILL, perhaps for memory)" in msg
@@ -104,7 +90,7 @@ def test_a_worker_killed_mid_audit_stops_it_and_says_which_flows(small_batches, 
     assert _children() <= before  # the other worker too is gone
 
 
-def test_a_worker_error_outside_the_per_flow_guard_stops_the_audit_with_its_traceback(small_batches, monkeypatch):
+def test_a_worker_error_outside_the_per_flow_guard_stops_the_audit_with_its_traceback(many_batches, monkeypatch):
     def broken(batch, detector=None):
         if batch[0][0] == 14:
             raise MemoryError("cannot allocate the batch")
@@ -112,14 +98,14 @@ def test_a_worker_error_outside_the_per_flow_guard_stops_the_audit_with_its_trac
 
     monkeypatch.setattr(parallel, "analyze_batch", broken)
     before = _children()
-    with pytest.raises(parallel.WorkerError) as e:
+    with pytest.raises(forkpool.WorkerError) as e:
         audit.analyze([EVALSET], jobs=2)
     assert f"failed on flows 14-20 of {EVALSET}: MemoryError: cannot allocate the batch" in str(e.value)
     assert any("Traceback" in n and "broken" in n for n in e.value.__notes__)
     assert _children() <= before
 
 
-def test_a_consumer_that_stops_early_leaves_no_worker_behind(small_batches):
+def test_a_consumer_that_stops_early_leaves_no_worker_behind(many_batches):
     from privaudit.source import ReadState, open_inputs
 
     state = ReadState()
@@ -167,7 +153,7 @@ def test_ctrl_c_ends_the_audit_and_its_workers(tmp_path):
         assert not Path(f"/proc/{pid}").exists()
 
 
-def test_a_result_that_cannot_be_sent_back_is_reported_not_lost(small_batches, monkeypatch):
+def test_a_result_that_cannot_be_sent_back_is_reported_not_lost(many_batches, monkeypatch):
     """A batch whose results will not pickle is an error the main process
     hears about, with the worker's traceback, not a worker that quietly dies."""
     import threading
@@ -176,5 +162,5 @@ def test_a_result_that_cannot_be_sent_back_is_reported_not_lost(small_batches, m
         return [("run", "x", 0, threading.Lock(), b"", 0)]
 
     monkeypatch.setattr(parallel, "analyze_batch", unpicklable)
-    with pytest.raises(parallel.WorkerError, match=r"failed on flows \d+-\d+ of .*: TypeError: cannot pickle"):
+    with pytest.raises(forkpool.WorkerError, match=r"failed on flows \d+-\d+ of .*: TypeError: cannot pickle"):
         audit.analyze([EVALSET], jobs=2)

@@ -56,8 +56,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     ahocorasick_rs = None
 import yaml
 
-from privaudit.errors import RuleError, yaml_location
 from privaudit import rxcache
+from privaudit.errors import RuleError, yaml_location
 from privaudit.model import CATEGORIES
 
 from .validators import parse_phone
